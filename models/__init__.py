@@ -1,0 +1,58 @@
+"""Domain types of fieldplan: what a dispatcher would recognise, with no framework imports.
+
+Everything here is a pydantic v2 model that validates at construction and serialises to the public
+JSON formats (scenario v1, plan v1). Nothing in this package imports the optimizer or the service.
+"""
+
+from models.common import GeoPoint, Latitude, Longitude, SkillLevel
+from models.plan import (
+    Break,
+    Kpis,
+    Plan,
+    ReasonCode,
+    Route,
+    SolverStats,
+    Unassigned,
+    Visit,
+)
+from models.scenario import (
+    Contract,
+    Horizon,
+    Job,
+    JobKind,
+    Lunch,
+    Pinned,
+    Scenario,
+    Shift,
+    Technician,
+    TravelSettings,
+    Window,
+    derive_priority,
+)
+
+__all__ = [
+    "Break",
+    "Contract",
+    "GeoPoint",
+    "Horizon",
+    "Job",
+    "JobKind",
+    "Kpis",
+    "Latitude",
+    "Longitude",
+    "Lunch",
+    "Pinned",
+    "Plan",
+    "ReasonCode",
+    "Route",
+    "Scenario",
+    "Shift",
+    "SkillLevel",
+    "SolverStats",
+    "Technician",
+    "TravelSettings",
+    "Unassigned",
+    "Visit",
+    "Window",
+    "derive_priority",
+]

@@ -1,0 +1,114 @@
+"""Plan format v1: who goes where, when, and why a job was not planned.
+
+Datetimes carry the UTC offset of the scenario's time zone, so a plan read on another machine or
+in another zone still means the same instants.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import ConfigDict, Field
+
+from models.common import Strict
+
+
+class ReasonCode(StrEnum):
+    """Why a job is in `unassigned`. Worded for dispatchers; README lists what each means."""
+
+    NO_QUALIFIED_TECHNICIAN = "NO_QUALIFIED_TECHNICIAN"
+    ALL_EXCLUDED = "ALL_EXCLUDED"
+    PINNED_CONFLICT = "PINNED_CONFLICT"
+    TOO_LONG = "TOO_LONG"
+    NO_SHIFT_IN_WINDOW = "NO_SHIFT_IN_WINDOW"
+    DEMAND_EXCEEDS_VAN = "DEMAND_EXCEEDS_VAN"
+    CAPACITY = "CAPACITY"
+
+
+class Visit(Strict):
+    job_id: str
+    arrival: datetime
+    start: datetime
+    end: datetime
+
+
+class Break(Strict):
+    start: datetime
+    end: datetime
+
+
+class Route(Strict):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True)
+
+    technician_id: str
+    date: date
+    start: datetime = Field(description="departure from the start location")
+    end: datetime = Field(description="arrival at the end location")
+    distance_km: float
+    travel_minutes: float
+    overtime_minutes: float = 0.0
+    visits: list[Visit]
+    break_: Break | None = Field(None, alias="break")
+
+
+class Unassigned(Strict):
+    job_id: str
+    reason: ReasonCode
+    detail: str
+
+
+class PriorityCount(Strict):
+    planned: int
+    total: int
+
+
+class Kpis(Strict):
+    jobs_total: int
+    jobs_planned: int
+    jobs_unassigned: int
+    planned_by_priority: dict[str, PriorityCount]
+    planned_by_kind: dict[str, PriorityCount]
+    travel_km: float
+    travel_minutes: float
+    travel_km_per_job: float
+    overtime_minutes: float
+    sla_late_jobs: int = Field(description="planned jobs that finish after their `due`")
+    sla_late_minutes: float
+    preferred_technician_rate: float | None = Field(
+        None, description="share of planned jobs with preferences that got a preferred technician"
+    )
+    utilisation: dict[str, float] = Field(
+        description="technician id -> (service + travel) / shift minutes over the horizon"
+    )
+    technician_days_used: int
+    churn: float | None = Field(
+        None, description="share of jobs planned before that changed technician or day"
+    )
+
+
+class SolverStats(Strict):
+    status: str
+    wall_seconds: float
+    first_solution_seconds: float | None = None
+    objective: int | None = None
+    seed: int
+    time_limit_seconds: float
+    solutions: int = 0
+    search_phases: list[str] = Field(default_factory=list)
+
+
+class Plan(Strict):
+    version: Literal[1] = 1
+    scenario: str
+    timezone: str
+    horizon_start: date
+    horizon_days: Annotated[int, Field(ge=1)]
+    routes: list[Route]
+    unassigned: list[Unassigned]
+    kpis: Kpis
+    solver: SolverStats
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2, by_alias=True)

@@ -1,0 +1,297 @@
+"""Scenario format v1: the technicians, their shifts and the service jobs to plan over a horizon.
+
+All wall-clock times are local to `Scenario.timezone`. Datetimes may be written without an offset
+(read as local) or with one (converted). Cross-object rules live in `Scenario._check_references` so a
+file is either wholly valid or rejected with every broken field named.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from enum import StrEnum
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator, model_validator
+
+from models.common import (
+    ClockTime,
+    GeoPoint,
+    Identifier,
+    SkillLevel,
+    SkillName,
+    Strict,
+    minutes_of,
+)
+
+
+class JobKind(StrEnum):
+    INSTALLATION = "installation"
+    MAINTENANCE = "maintenance"
+    REPAIR = "repair"
+    INSPECTION = "inspection"
+    COMPLAINT = "complaint"
+    TRAINING = "training"
+    FOLLOW_UP = "follow_up"
+
+
+class Contract(StrEnum):
+    NONE = "none"
+    STANDARD = "standard"
+    PREMIUM = "premium"
+
+
+Priority = Annotated[int, Field(ge=1, le=5, description="1 is the most urgent")]
+
+
+class Horizon(Strict):
+    start: date
+    days: Annotated[int, Field(ge=1, le=31)]
+
+    def dates(self) -> list[date]:
+        return [self.start + timedelta(days=i) for i in range(self.days)]
+
+
+class TravelSettings(Strict):
+    """How travel time is derived from coordinates.
+
+    `great_circle`: haversine kilometres times `road_factor`, driven at `speed_kmh` (real maps).
+    `planar`: `lat`/`lon` are plain y/x coordinates and distance is Euclidean times `planar_km_per_unit`
+    (benchmark instances such as Solomon, whose coordinates are not on the Earth).
+    """
+
+    speed_kmh: Annotated[float, Field(gt=0, le=300, allow_inf_nan=False)] = 40.0
+    road_factor: Annotated[float, Field(ge=1, le=3, allow_inf_nan=False)] = 1.3
+    metric: Literal["great_circle", "planar"] = "great_circle"
+    planar_km_per_unit: Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)] = 1.0
+
+
+class Shift(Strict):
+    date: date
+    start: ClockTime
+    end: ClockTime
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Shift:
+        if self.end <= self.start:
+            raise ValueError(
+                f"shift on {self.date} ends at {self.end:%H:%M}, not after its start {self.start:%H:%M}"
+            )
+        return self
+
+
+class Lunch(Strict):
+    """A break of `minutes` that starts no earlier than `earliest` and ends no later than `latest`."""
+
+    earliest: ClockTime
+    latest: ClockTime
+    minutes: Annotated[int, Field(ge=1, le=180)]
+
+    @model_validator(mode="after")
+    def _fits(self) -> Lunch:
+        if minutes_of(self.latest) - minutes_of(self.earliest) < self.minutes:
+            raise ValueError(
+                f"lunch window {self.earliest:%H:%M}-{self.latest:%H:%M} is shorter than "
+                f"{self.minutes} minutes"
+            )
+        return self
+
+
+class Technician(Strict):
+    id: Identifier
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    home: GeoPoint
+    start_location: GeoPoint | None = Field(None, description="where the day starts; default home")
+    end_location: GeoPoint | None = Field(None, description="where the day ends; default home")
+    skills: dict[SkillName, SkillLevel] = Field(default_factory=dict)
+    shifts: list[Shift] = Field(default_factory=list)
+    lunch: Lunch | None = None
+    max_overtime_minutes: Annotated[int, Field(ge=0, le=720)] = 0
+    capacity: Annotated[int, Field(ge=0, le=1_000_000)] | None = Field(
+        None, description="van capacity in the same units as Job.demand; none = unlimited"
+    )
+
+    @field_validator("shifts")
+    @classmethod
+    def _one_shift_per_day(cls, shifts: list[Shift]) -> list[Shift]:
+        seen: set[date] = set()
+        for shift in shifts:
+            if shift.date in seen:
+                raise ValueError(f"two shifts on {shift.date}; give one shift per day")
+            seen.add(shift.date)
+        return sorted(shifts, key=lambda s: s.date)
+
+    @property
+    def start_point(self) -> GeoPoint:
+        return self.start_location or self.home
+
+    @property
+    def end_point(self) -> GeoPoint:
+        return self.end_location or self.home
+
+
+class Window(Strict):
+    """The visit must START inside [start, end]."""
+
+    start: datetime
+    end: datetime
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Window:
+        if (self.start.tzinfo is None) == (self.end.tzinfo is None) and self.end <= self.start:
+            raise ValueError(f"window ends at {self.end.isoformat()}, not after its start")
+        return self
+
+
+class Pinned(Strict):
+    """A promise made to the customer: this technician on this date, nobody else, no other day."""
+
+    technician_id: Identifier
+    date: date
+
+
+def derive_priority(kind: JobKind, warranty: bool, contract: Contract, emergency: bool) -> int:
+    """The documented default when a job carries no explicit priority (README "Priority rule").
+
+    Emergencies and warranty repairs first (a product that fails under warranty is the dealer's
+    promise broken), premium-contract work next, ordinary repairs, complaints and installations in
+    the middle, routine work without a contract after, training and follow-ups last.
+    """
+    if emergency or (warranty and kind == JobKind.REPAIR):
+        return 1
+    if contract == Contract.PREMIUM or warranty:
+        return 2
+    if contract == Contract.STANDARD or kind in (
+        JobKind.REPAIR,
+        JobKind.COMPLAINT,
+        JobKind.INSTALLATION,
+    ):
+        return 3
+    if kind in (JobKind.MAINTENANCE, JobKind.INSPECTION):
+        return 4
+    return 5
+
+
+class Job(Strict):
+    id: Identifier
+    customer_id: Annotated[str, Field(max_length=64)] | None = None
+    kind: JobKind
+    location: GeoPoint
+    duration_minutes: Annotated[float, Field(gt=0, le=1440, allow_inf_nan=False)]
+    skills: dict[SkillName, SkillLevel] = Field(
+        default_factory=dict, description="skill name -> minimum level"
+    )
+    windows: list[Window] = Field(
+        default_factory=list, description="the visit must start inside one of them; none = any time"
+    )
+    release: datetime | None = Field(None, description="earliest start, e.g. a spare part arrives")
+    due: datetime | None = Field(None, description="SLA deadline (soft): finish by then")
+    warranty: bool = False
+    contract: Contract = Contract.NONE
+    emergency: bool = False
+    priority: Priority | None = Field(None, description="explicit; else derived (README)")
+    preferred_technicians: list[Identifier] = Field(default_factory=list)
+    excluded_technicians: list[Identifier] = Field(default_factory=list)
+    pinned: Pinned | None = None
+    demand: Annotated[int, Field(ge=0, le=1_000_000)] = 0
+    notes: Annotated[str, Field(max_length=2000)] | None = None
+
+    @property
+    def effective_priority(self) -> int:
+        if self.priority is not None:
+            return self.priority
+        return derive_priority(self.kind, self.warranty, self.contract, self.emergency)
+
+
+class Scenario(Strict):
+    version: Literal[1] = 1
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    timezone: str = Field(description="IANA zone, e.g. Europe/Paris")
+    horizon: Horizon
+    travel: TravelSettings = Field(default_factory=TravelSettings)
+    technicians: list[Technician]
+    jobs: list[Job]
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r}") from None
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def local(self, value: datetime) -> datetime:
+        """An aware datetime in the scenario's zone: naive values are read as local wall-clock."""
+        if value.tzinfo is None:
+            return value.replace(tzinfo=self.tz)
+        return value.astimezone(self.tz)
+
+    def at(self, day: date, clock: time) -> datetime:
+        return datetime.combine(day, clock, tzinfo=self.tz)
+
+    @property
+    def horizon_start(self) -> datetime:
+        return self.at(self.horizon.start, time(0))
+
+    @property
+    def horizon_end(self) -> datetime:
+        return self.at(self.horizon.start + timedelta(days=self.horizon.days), time(0))
+
+    @model_validator(mode="after")
+    def _check_references(self) -> Scenario:
+        errors: list[str] = []
+        tech_ids = [t.id for t in self.technicians]
+        techs = set(tech_ids)
+        if len(techs) != len(tech_ids):
+            dup = sorted({i for i in tech_ids if tech_ids.count(i) > 1})
+            errors.append(f"technicians: duplicate id(s) {', '.join(dup)}")
+        job_ids = [j.id for j in self.jobs]
+        if len(set(job_ids)) != len(job_ids):
+            seen: set[str] = set()
+            dup = sorted({i for i in job_ids if i in seen or seen.add(i)})  # type: ignore[func-returns-value]
+            errors.append(f"jobs: duplicate id(s) {', '.join(dup[:10])}")
+        days = set(self.horizon.dates())
+        h0, h1 = self.horizon_start, self.horizon_end
+        for ti, tech in enumerate(self.technicians):
+            for si, shift in enumerate(tech.shifts):
+                if shift.date not in days:
+                    errors.append(
+                        f"technicians[{ti}].shifts[{si}].date: {shift.date} is outside the horizon "
+                        f"{self.horizon.start} + {self.horizon.days} days"
+                    )
+        for ji, job in enumerate(self.jobs):
+            where = f"jobs[{ji}] ({job.id})"
+            for field in ("preferred_technicians", "excluded_technicians"):
+                for tid in getattr(job, field):
+                    if tid not in techs:
+                        errors.append(f"{where}.{field}: unknown technician {tid!r}")
+            if job.pinned is not None:
+                if job.pinned.technician_id not in techs:
+                    errors.append(
+                        f"{where}.pinned.technician_id: unknown technician {job.pinned.technician_id!r}"
+                    )
+                if job.pinned.date not in days:
+                    errors.append(f"{where}.pinned.date: {job.pinned.date} is outside the horizon")
+            for wi, window in enumerate(job.windows):
+                start, end = self.local(window.start), self.local(window.end)
+                if end <= start:
+                    errors.append(f"{where}.windows[{wi}]: ends before it starts")
+                elif end <= h0 or start >= h1:
+                    errors.append(
+                        f"{where}.windows[{wi}]: {window.start.isoformat()} to "
+                        f"{window.end.isoformat()} lies outside the horizon"
+                    )
+        if errors:
+            raise ValueError("; ".join(errors))
+        return self
+
+    def technician(self, technician_id: str) -> Technician:
+        for tech in self.technicians:
+            if tech.id == technician_id:
+                return tech
+        raise KeyError(technician_id)

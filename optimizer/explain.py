@@ -1,0 +1,29 @@
+"""Reasons for jobs the search left out: the dispatcher must see why, not just that."""
+
+from __future__ import annotations
+
+from models import ReasonCode
+from optimizer.construct import schedule
+from optimizer.problem import Problem
+
+
+def dropped_reason(problem: Problem, node: int) -> tuple[ReasonCode, str]:
+    """A dropped job is CAPACITY if some technician-day could do it alone, else a timing reason.
+
+    The pre-search filter ignores the lunch break (cheap, vectorised); the exact check here places
+    it, so a job that only fails because lunch cannot fit is not blamed on capacity.
+    """
+    alone = [v for v in problem.allowed[node].tolist() if schedule(problem, problem.vehicles[v], [node])]
+    if not alone:
+        return (
+            ReasonCode.NO_SHIFT_IN_WINDOW,
+            "no qualified shift fits a start inside its windows once travel and the lunch break are placed",
+        )
+    days = sorted({problem.vehicles[v].date for v in alone})
+    techs = sorted({problem.vehicles[v].technician_id for v in alone})
+    who = ", ".join(techs[:4]) + (f" and {len(techs) - 4} more" if len(techs) > 4 else "")
+    return (
+        ReasonCode.CAPACITY,
+        f"priority {int(problem.priority[node])}: could be done alone by {who} on "
+        f"{len(days)} day(s), but their time is taken by work that is more urgent or fits better",
+    )

@@ -1,0 +1,58 @@
+"""Solve options: limits, seed and the documented weights of the soft objectives.
+
+Weights are in *minutes of travel* so a dispatcher can read them: "an overtime minute costs as much
+as two minutes of driving", "leaving a priority-3 job unplanned costs as much as 12,000 minutes of
+driving". The defaults below are the ones README documents.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+NonNegative = Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)]
+
+
+def _default_unserved() -> dict[int, float]:
+    # Ten times per level: one higher-priority job outweighs any realistic set of swaps below it.
+    return {1: 1_200_000.0, 2: 120_000.0, 3: 12_000.0, 4: 1_200.0, 5: 120.0}
+
+
+class Weights(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    travel_per_minute: NonNegative = 1.0
+    overtime_per_minute: NonNegative = 2.0
+    sla_late_per_minute: NonNegative = 0.5
+    unserved_by_priority: dict[int, NonNegative] = Field(default_factory=_default_unserved)
+    preferred_miss: NonNegative = 15.0
+    wait_per_day: NonNegative = Field(
+        5.0, description="per day later than the job's earliest possible day, times (6 - priority)"
+    )
+    stability_move: NonNegative = Field(
+        30.0, description="per job moved off the technician/day the previous plan gave it"
+    )
+    technician_day_fixed: NonNegative = Field(
+        0.0, description="per technician-day used; benchmarks use it to minimise vehicles first"
+    )
+
+
+class SolveOptions(BaseModel):
+    """Plain values only: a solve with these options can be shipped to another process unchanged."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    time_limit_seconds: Annotated[float, Field(gt=0, le=24 * 3600)] = 10.0
+    solution_limit: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="stop after this many improving solutions: with it a solve is repeatable"
+    )
+    seed: int = 0
+    weights: Weights = Field(default_factory=Weights)
+    tick_seconds: Annotated[float, Field(gt=0, le=60)] = Field(
+        1.0, description="time resolution of the search; benchmarks with real-valued data use less"
+    )
+    local_search: bool = Field(True, description="improve the first plan with guided local search")
+    route_minimisation: bool = Field(
+        False, description="extra phase that tries to empty whole technician-days (benchmarks)"
+    )

@@ -1,0 +1,247 @@
+"""The OR-Tools routing model: one vehicle per technician-day, matrices registered natively.
+
+Costs: travel (arc cost), overtime (soft upper bound on the end time), SLA lateness (soft upper bound
+on the job's start), unserved jobs (disjunction penalty by priority), and the per-vehicle node costs
+of `construct.vehicle_node_costs` (waiting days, preferred technician, stability), carried by a
+"soft" dimension whose per-vehicle unary transits sum up along the route and cost by span.
+No Python callback is called inside the search loop except the once-per-solution progress hook.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from ortools.constraint_solver import pywrapcp, routing_enums_pb2
+
+from optimizer.construct import vehicle_node_costs
+from optimizer.options import SolveOptions
+from optimizer.problem import COST_PER_TRAVEL_TICK, Problem
+
+ProgressHook = Callable[[str, dict[str, float]], None]
+
+
+@dataclass
+class RawRoute:
+    vehicle: int
+    nodes: list[int]
+    starts: list[int]
+    depart: int
+    end: int
+    break_start: int | None
+
+
+@dataclass
+class SearchResult:
+    routes: list[RawRoute]
+    status: str
+    objective: int | None
+    solutions: int
+    first_solution_seconds: float | None
+    phases: list[str] = field(default_factory=list)
+
+
+def _per_tick(weight: float) -> int:
+    """A weight in travel-minutes per minute -> integer cost per tick (travel costs 1 per tick)."""
+    return round(weight * COST_PER_TRAVEL_TICK)
+
+
+def _penalty(problem: Problem, minutes: float) -> int:
+    return round(minutes * 60.0 / problem.tick_seconds * COST_PER_TRAVEL_TICK)
+
+
+@dataclass
+class Model:
+    manager: pywrapcp.RoutingIndexManager
+    routing: pywrapcp.RoutingModel
+    time_dim: pywrapcp.RoutingDimension
+    breaks: dict[int, pywrapcp.IntervalVar]
+
+
+def build_model(problem: Problem, options: SolveOptions) -> Model:
+    p, w = problem, options.weights
+    vehicles = p.vehicles
+    manager = pywrapcp.RoutingIndexManager(
+        p.n_nodes, len(vehicles), [v.start_node for v in vehicles], [v.end_node for v in vehicles]
+    )
+    routing = pywrapcp.RoutingModel(manager)
+
+    cost = p.travel * _per_tick(w.travel_per_minute)
+    cost_cb = routing.RegisterTransitMatrix(cost.tolist())
+    routing.SetArcCostEvaluatorOfAllVehicles(cost_cb)
+    if w.technician_day_fixed:
+        routing.SetFixedCostOfAllVehicles(_penalty(p, w.technician_day_fixed))
+
+    # Time: transit i->j is service at i plus travel; slack is waiting.
+    timed = p.travel + p.service[:, None]
+    horizon = int(max(v.latest_end for v in vehicles)) + 1
+    time_cb = routing.RegisterTransitMatrix(timed.tolist())
+    routing.AddDimension(time_cb, horizon, horizon, False, "time")
+    time_dim = routing.GetDimensionOrDie("time")
+    overtime = _per_tick(w.overtime_per_minute)
+    for v in vehicles:
+        start, end = routing.Start(v.index), routing.End(v.index)
+        time_dim.CumulVar(start).SetRange(v.shift_start, v.shift_end)
+        time_dim.CumulVar(end).SetRange(v.shift_start, v.latest_end)
+        if v.latest_end > v.shift_end and overtime:
+            time_dim.SetCumulVarSoftUpperBound(end, v.shift_end, overtime)
+        routing.AddVariableMaximizedByFinalizer(time_dim.CumulVar(start))
+        routing.AddVariableMinimizedByFinalizer(time_dim.CumulVar(end))
+
+    sla = _per_tick(w.sla_late_per_minute)
+    for j in range(p.n_jobs):
+        index = manager.NodeToIndex(j)
+        dom = p.domains[j]
+        cumul = time_dim.CumulVar(index)
+        cumul.SetRange(dom[0][0], dom[-1][1])
+        for (_, hi), (lo, _) in itertools.pairwise(dom):
+            cumul.RemoveInterval(hi + 1, lo - 1)
+        if p.due_start[j] >= 0 and sla:
+            time_dim.SetCumulVarSoftUpperBound(index, max(int(p.due_start[j]), 0), sla)
+        # SetAllowedVehiclesForIndex is broken in the 9.15 wrapper; -1 keeps the job droppable.
+        routing.VehicleVar(index).SetValues([-1, *p.allowed[j].tolist()])
+        penalty = _penalty(p, w.unserved_by_priority.get(int(p.priority[j]), 120.0))
+        routing.AddDisjunction([index], max(penalty, 1))
+        routing.AddVariableMinimizedByFinalizer(cumul)
+
+    if np.any(p.demand > 0) and any(v.capacity is not None for v in vehicles):
+        demand = np.zeros(p.n_nodes, dtype=np.int64)
+        demand[: p.n_jobs] = p.demand
+        demand_cb = routing.RegisterUnaryTransitVector(demand.tolist())
+        caps = [v.capacity if v.capacity is not None else int(demand.sum()) + 1 for v in vehicles]
+        routing.AddDimensionWithVehicleCapacity(demand_cb, 0, caps, True, "load")
+
+    node_cost = vehicle_node_costs(p, w)
+    if node_cost.any():
+        callbacks: dict[bytes, int] = {}
+        per_vehicle: list[int] = []
+        total = 0
+        for v in vehicles:
+            row = np.zeros(p.n_nodes, dtype=np.int64)
+            row[: p.n_jobs] = node_cost[v.index]
+            key = row.tobytes()
+            if key not in callbacks:
+                callbacks[key] = routing.RegisterUnaryTransitVector(row.tolist())
+            per_vehicle.append(callbacks[key])
+            total = max(total, int(row.sum()))
+        routing.AddDimensionWithVehicleTransits(per_vehicle, 0, total + 1, True, "soft")
+        routing.GetDimensionOrDie("soft").SetSpanCostCoefficientForAllVehicles(1)
+
+    breaks: dict[int, pywrapcp.IntervalVar] = {}
+    if any(v.lunch for v in vehicles):
+        solver = routing.solver()
+        visit = [0] * routing.Size()
+        for index in range(routing.Size()):
+            visit[index] = int(p.service[manager.IndexToNode(index)])
+        for v in vehicles:
+            if v.lunch is None:
+                continue
+            lo, hi, minutes = v.lunch
+            interval = solver.FixedDurationIntervalVar(lo, hi, minutes, False, f"lunch {v.index}")
+            time_dim.SetBreakIntervalsOfVehicle([interval], v.index, visit)
+            breaks[v.index] = interval
+    return Model(manager=manager, routing=routing, time_dim=time_dim, breaks=breaks)
+
+
+def search(
+    problem: Problem,
+    options: SolveOptions,
+    initial: list[list[int]] | None,
+    progress: ProgressHook | None = None,
+    deadline: float | None = None,
+) -> SearchResult:
+    """Warm-started guided local search, bounded by the time and solution limits."""
+    began = time.monotonic()
+    model = build_model(problem, options)
+    routing, manager = model.routing, model.manager
+    params = pywrapcp.DefaultRoutingSearchParameters()
+    params.first_solution_strategy = routing_enums_pb2.FirstSolutionStrategy.PARALLEL_CHEAPEST_INSERTION
+    params.local_search_metaheuristic = routing_enums_pb2.LocalSearchMetaheuristic.GUIDED_LOCAL_SEARCH
+    remaining = (deadline - time.monotonic()) if deadline else options.time_limit_seconds
+    params.time_limit.FromMilliseconds(max(int(remaining * 1000), 100))
+    if options.solution_limit is not None:
+        params.solution_limit = options.solution_limit
+    routing.CloseModelWithParameters(params)
+
+    state = {"solutions": 0, "first": None}
+
+    def on_solution() -> None:
+        state["solutions"] += 1
+        elapsed = time.monotonic() - began
+        if state["first"] is None:
+            state["first"] = elapsed
+        if progress is not None:
+            progress(
+                "search",
+                {"solutions": state["solutions"], "objective": routing.CostVar().Value(), "seconds": elapsed},
+            )
+
+    routing.AddAtSolutionCallback(on_solution)
+    phases: list[str] = []
+    start_assignment = None
+    if initial is not None and any(initial):
+        index_routes = [[manager.NodeToIndex(n) for n in nodes] for nodes in initial]
+        start_assignment = routing.ReadAssignmentFromRoutes(index_routes, True)
+        phases.append("warm start accepted" if start_assignment else "warm start rejected")
+    if not options.local_search:
+        params.local_search_metaheuristic = routing_enums_pb2.LocalSearchMetaheuristic.GREEDY_DESCENT
+        params.solution_limit = 1
+    if start_assignment is not None:
+        solution = routing.SolveFromAssignmentWithParameters(start_assignment, params)
+        phases.append("guided local search from warm start")
+    else:
+        solution = routing.SolveWithParameters(params)
+        phases.append("parallel cheapest insertion + guided local search")
+    status = _status_name(routing.status())
+    if solution is None:
+        return SearchResult([], status, None, state["solutions"], state["first"], phases)
+    return SearchResult(
+        routes=_read_routes(problem, model, solution),
+        status=status,
+        objective=int(solution.ObjectiveValue()),
+        solutions=state["solutions"],
+        first_solution_seconds=state["first"],
+        phases=phases,
+    )
+
+
+def _status_name(code: int) -> str:
+    names = {
+        0: "NOT_SOLVED",
+        1: "SUCCESS",
+        2: "PARTIAL_SUCCESS_LOCAL_OPTIMUM_NOT_REACHED",
+        3: "FAIL",
+        4: "FAIL_TIMEOUT",
+        5: "INVALID",
+        6: "INFEASIBLE",
+        7: "OPTIMAL",
+    }
+    return names.get(int(code), str(code))
+
+
+def _read_routes(problem: Problem, model: Model, solution: pywrapcp.Assignment) -> list[RawRoute]:
+    routing, manager, time_dim = model.routing, model.manager, model.time_dim
+    out: list[RawRoute] = []
+    for v in problem.vehicles:
+        index = routing.Start(v.index)
+        depart = solution.Min(time_dim.CumulVar(index))
+        nodes: list[int] = []
+        starts: list[int] = []
+        index = solution.Value(routing.NextVar(index))
+        while not routing.IsEnd(index):
+            nodes.append(manager.IndexToNode(index))
+            starts.append(solution.Min(time_dim.CumulVar(index)))
+            index = solution.Value(routing.NextVar(index))
+        if not nodes:
+            continue
+        end = solution.Min(time_dim.CumulVar(index))
+        brk = None
+        if v.index in model.breaks:
+            interval = model.breaks[v.index]
+            if solution.PerformedValue(interval):
+                brk = solution.StartValue(interval)
+        out.append(RawRoute(v.index, nodes, starts, depart, end, brk))
+    return out

@@ -1,0 +1,175 @@
+"""The pipeline: Scenario -> Problem -> first plan -> OR-Tools search -> Plan.
+
+Pure: values in, values out, no files or network, so the CLI, the service and the benchmarks all
+call this one function, and a solve can run in a worker process from plain inputs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from models import Break, Plan, Route, Scenario, SolverStats, Unassigned, Visit
+from optimizer.construct import construct, schedule
+from optimizer.explain import dropped_reason
+from optimizer.kpis import compute_kpis
+from optimizer.options import SolveOptions
+from optimizer.problem import Problem, build_problem
+from optimizer.routing_model import RawRoute, search
+from optimizer.travel import TravelProvider
+
+Progress = Callable[[str, dict[str, float]], None]
+
+
+def solve(
+    scenario: Scenario,
+    options: SolveOptions | None = None,
+    *,
+    previous: Plan | None = None,
+    travel: TravelProvider | None = None,
+    progress: Progress | None = None,
+) -> Plan:
+    options = options or SolveOptions()
+    began = time.monotonic()
+    deadline = began + options.time_limit_seconds
+
+    def phase(name: str, **info: float) -> None:
+        if progress is not None:
+            progress(name, {"seconds": time.monotonic() - began, **info})
+
+    problem = build_problem(scenario, options, travel=travel, previous=previous)
+    phase("problem", jobs=problem.n_jobs, rejected=len(problem.rejected), vehicles=len(problem.vehicles))
+    initial = construct(problem, options.weights, seed=options.seed)
+    if previous is not None:
+        initial = _prefer_previous(problem, initial, previous)
+    phase("first plan", planned=sum(len(r) for r in initial))
+    first_seconds = time.monotonic() - began
+
+    raw: list[RawRoute] = []
+    status, objective, solutions, phases = "NO_SEARCH", None, 0, ["insertion heuristic"]
+    if problem.n_jobs and problem.vehicles:
+        result = search(problem, options, initial, progress=progress, deadline=deadline)
+        phases += result.phases
+        status, objective, solutions = result.status, result.objective, result.solutions
+        raw = result.routes
+        if not raw and any(initial):
+            raw = _raw_from_initial(problem, initial)
+            phases.append("search found nothing; kept the first plan")
+    plan = assemble(problem, raw, previous)
+    phase("done", planned=plan.kpis.jobs_planned)
+    plan.solver = SolverStats(
+        status=status,
+        wall_seconds=round(time.monotonic() - began, 3),
+        first_solution_seconds=round(first_seconds, 3),
+        objective=objective,
+        seed=options.seed,
+        time_limit_seconds=options.time_limit_seconds,
+        solutions=solutions,
+        search_phases=phases,
+    )
+    return plan
+
+
+def _prefer_previous(problem: Problem, initial: list[list[int]], previous: Plan) -> list[list[int]]:
+    """Warm start from the previous plan where its routes are still feasible as they stand."""
+    by_key = {(v.technician_id, v.date): v.index for v in problem.vehicles}
+    node_of = {job.id: n for n, job in enumerate(problem.jobs)}
+    routes: list[list[int]] = [[] for _ in problem.vehicles]
+    used: set[int] = set()
+    for route in previous.routes:
+        vi = by_key.get((route.technician_id, route.date))
+        if vi is None:
+            continue
+        nodes = [node_of[v.job_id] for v in route.visits if v.job_id in node_of]
+        nodes = [n for n in nodes if vi in set(problem.allowed[n].tolist())]
+        if nodes and schedule(problem, problem.vehicles[vi], nodes) is not None:
+            routes[vi] = nodes
+            used.update(nodes)
+    if not used:
+        return initial
+    # Keep the constructor's routes for technician-days the previous plan did not use.
+    for vi, nodes in enumerate(initial):
+        if not routes[vi]:
+            rest = [n for n in nodes if n not in used]
+            if rest and schedule(problem, problem.vehicles[vi], rest) is not None:
+                routes[vi] = rest
+                used.update(rest)
+    return routes
+
+
+def _raw_from_initial(problem: Problem, initial: list[list[int]]) -> list[RawRoute]:
+    out: list[RawRoute] = []
+    for vi, nodes in enumerate(initial):
+        if not nodes:
+            continue
+        sched = schedule(problem, problem.vehicles[vi], nodes)
+        if sched is not None:
+            out.append(RawRoute(vi, nodes, sched.starts, sched.start, sched.end, sched.break_start))
+    return out
+
+
+def assemble(problem: Problem, raw: list[RawRoute], previous: Plan | None) -> Plan:
+    p, scenario = problem, problem.scenario
+    routes: list[Route] = []
+    served: set[int] = set()
+    for rr in raw:
+        v = p.vehicles[rr.vehicle]
+        lunch = v.lunch
+        brk = (rr.break_start, rr.break_start + lunch[2]) if (rr.break_start is not None and lunch) else None
+        visits: list[Visit] = []
+        ready, prev = rr.depart, v.start_node
+        km = 0.0
+        travel_ticks = 0
+        for node, start in zip(rr.nodes, rr.starts, strict=True):
+            tr = int(p.travel[prev, node])
+            arrival = ready + tr
+            if brk and ready <= brk[0] and brk[1] <= start and brk[0] < arrival:
+                arrival += brk[1] - brk[0]  # lunch taken on the way
+            visits.append(
+                Visit(
+                    job_id=p.jobs[node].id,
+                    arrival=p.moment(min(arrival, start)),
+                    start=p.moment(start),
+                    end=p.moment(start + int(p.service[node])),
+                )
+            )
+            km += float(p.km[prev, node])
+            travel_ticks += tr
+            ready, prev = start + int(p.service[node]), node
+            served.add(node)
+        km += float(p.km[prev, v.end_node])
+        travel_ticks += int(p.travel[prev, v.end_node])
+        routes.append(
+            Route(
+                technician_id=v.technician_id,
+                date=v.date,
+                start=p.moment(rr.depart),
+                end=p.moment(rr.end),
+                distance_km=round(km, 3),
+                travel_minutes=round(p.minutes(travel_ticks), 2),
+                overtime_minutes=round(p.minutes(max(0, rr.end - v.shift_end)), 2),
+                visits=visits,
+                break_=Break(start=p.moment(brk[0]), end=p.moment(brk[1])) if brk else None,
+            )
+        )
+    routes.sort(key=lambda r: (r.date, r.technician_id))
+    unassigned = [
+        Unassigned(job_id=scenario.jobs[ji].id, reason=reason, detail=detail)
+        for ji, reason, detail in p.rejected
+    ]
+    for node in range(p.n_jobs):
+        if node not in served:
+            reason, detail = dropped_reason(p, node)
+            unassigned.append(Unassigned(job_id=p.jobs[node].id, reason=reason, detail=detail))
+    order = {j.id: i for i, j in enumerate(scenario.jobs)}
+    unassigned.sort(key=lambda u: order[u.job_id])
+    return Plan(
+        scenario=scenario.name,
+        timezone=scenario.timezone,
+        horizon_start=scenario.horizon.start,
+        horizon_days=scenario.horizon.days,
+        routes=routes,
+        unassigned=unassigned,
+        kpis=compute_kpis(scenario, routes, unassigned, previous),
+        solver=SolverStats(status="", wall_seconds=0.0, seed=0, time_limit_seconds=0.0),
+    )

@@ -1,0 +1,170 @@
+"""Independent plan checker: re-derives every rule from the scenario alone.
+
+It deliberately shares no code with the solver (no problem arrays, no ticks, no numpy matrices):
+travel comes from geopy (or plain Euclid for planar scenarios) and times from the plan's own
+datetimes. A bug in the solver's modelling therefore shows up here instead of being repeated.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from geopy.distance import great_circle
+
+from models import GeoPoint, Job, Plan, Route, Scenario, Technician
+
+TOLERANCE = timedelta(seconds=0.5)
+
+
+@dataclass(frozen=True)
+class Violation:
+    code: str
+    message: str
+    job_id: str | None = None
+    technician_id: str | None = None
+    day: date | None = None
+
+    def __str__(self) -> str:
+        where = " ".join(x for x in (self.technician_id, str(self.day) if self.day else None) if x)
+        job = f" job {self.job_id}" if self.job_id else ""
+        return f"{self.code}: {where}{job}: {self.message}".replace(": :", ":")
+
+
+def travel_minutes(scenario: Scenario, a: GeoPoint, b: GeoPoint) -> float:
+    t = scenario.travel
+    if t.metric == "planar":
+        km = math.hypot(a.lat - b.lat, a.lon - b.lon) * t.planar_km_per_unit
+    else:
+        km = great_circle((a.lat, a.lon), (b.lat, b.lon)).km * t.road_factor
+    return km / t.speed_kmh * 60.0
+
+
+def validate_plan(scenario: Scenario, plan: Plan) -> list[Violation]:
+    out: list[Violation] = []
+    jobs = {j.id: j for j in scenario.jobs}
+    techs = {t.id: t for t in scenario.technicians}
+    seen: dict[str, str] = {}
+
+    def mark(job_id: str, where: str) -> None:
+        if job_id not in jobs:
+            out.append(Violation("UNKNOWN_JOB", f"{where} names a job the scenario does not have", job_id))
+        elif job_id in seen:
+            out.append(Violation("DUPLICATE_JOB", f"appears in {seen[job_id]} and in {where}", job_id))
+        else:
+            seen[job_id] = where
+
+    days: set[tuple[str, date]] = set()
+    for route in plan.routes:
+        key = (route.technician_id, route.date)
+        if key in days:
+            out.append(Violation("DUPLICATE_ROUTE", "two routes for one technician-day", None, *key))
+        days.add(key)
+        for visit in route.visits:
+            mark(visit.job_id, f"the route of {route.technician_id} on {route.date}")
+        tech = techs.get(route.technician_id)
+        if tech is None:
+            out.append(Violation("UNKNOWN_TECHNICIAN", "route of an unknown technician", None, *key))
+            continue
+        out.extend(_check_route(scenario, tech, route, jobs))
+    for item in plan.unassigned:
+        mark(item.job_id, "unassigned")
+    for job_id in jobs:
+        if job_id not in seen:
+            out.append(Violation("MISSING_JOB", "neither in a route nor in unassigned", job_id))
+    return out
+
+
+def _check_route(scenario: Scenario, tech: Technician, route: Route, jobs: dict[str, Job]) -> list[Violation]:
+    out: list[Violation] = []
+    tid, day = tech.id, route.date
+
+    def bad(code: str, message: str, job_id: str | None = None) -> None:
+        out.append(Violation(code, message, job_id, tid, day))
+
+    shift = next((s for s in tech.shifts if s.date == day), None)
+    if shift is None:
+        bad("NO_SHIFT", "technician has no shift that day")
+        return out
+    shift_start = scenario.at(day, shift.start)
+    shift_end = scenario.at(day, shift.end)
+    latest_end = shift_end + timedelta(minutes=tech.max_overtime_minutes)
+    if route.start < shift_start - TOLERANCE:
+        bad("SHIFT_START", f"leaves at {route.start:%H:%M:%S}, before the shift starts")
+    if route.end > latest_end + TOLERANCE:
+        bad("OVERTIME", f"returns at {route.end:%H:%M:%S}, past shift end plus allowed overtime")
+
+    load = 0
+    for visit in route.visits:
+        job = jobs.get(visit.job_id)
+        if job is None:
+            continue
+        load += job.demand
+        for skill, level in job.skills.items():
+            if tech.skills.get(skill, 0) < level:
+                bad("SKILL", f"needs {skill}>={level}, has {tech.skills.get(skill, 0)}", job.id)
+        if tid in job.excluded_technicians:
+            bad("EXCLUDED", "customer excluded this technician", job.id)
+        if job.pinned and (job.pinned.technician_id != tid or job.pinned.date != day):
+            bad("PINNED", f"promised to {job.pinned.technician_id} on {job.pinned.date}", job.id)
+        length = visit.end - visit.start
+        if abs(length - timedelta(minutes=job.duration_minutes)) > TOLERANCE:
+            bad("DURATION", f"on site {length}, the job needs {job.duration_minutes} min", job.id)
+        if visit.arrival > visit.start + TOLERANCE:
+            bad("ARRIVAL", "starts before the technician arrives", job.id)
+        if job.windows and not any(
+            scenario.local(w.start) - TOLERANCE <= visit.start <= scenario.local(w.end) + TOLERANCE
+            for w in job.windows
+        ):
+            bad("WINDOW", f"starts {visit.start.isoformat()}, outside every window", job.id)
+        if job.release and visit.start < scenario.local(job.release) - TOLERANCE:
+            bad("RELEASE", f"starts before its release {job.release.isoformat()}", job.id)
+        if not (route.start - TOLERANCE <= visit.start and visit.end <= route.end + TOLERANCE):
+            bad("OUTSIDE_ROUTE", "visit lies outside the route's start and end", job.id)
+    if tech.capacity is not None and load > tech.capacity:
+        bad("CAPACITY", f"load {load} exceeds van capacity {tech.capacity}")
+
+    lunch = tech.lunch
+    brk = route.break_
+    need_break = False
+    if lunch is not None:
+        lo = max(scenario.at(day, lunch.earliest), shift_start)
+        hi = min(scenario.at(day, lunch.latest), latest_end)
+        need_break = hi - lo >= timedelta(minutes=lunch.minutes)
+        if need_break and brk is None:
+            bad("BREAK_MISSING", "a lunch break is required and none is planned")
+        if brk is not None:
+            if abs((brk.end - brk.start) - timedelta(minutes=lunch.minutes)) > TOLERANCE:
+                bad("BREAK_LENGTH", f"break lasts {brk.end - brk.start}, not {lunch.minutes} min")
+            if brk.start < lo - TOLERANCE or brk.end > hi + TOLERANCE:
+                bad("BREAK_WINDOW", f"break {brk.start:%H:%M}-{brk.end:%H:%M} outside its window")
+    elif brk is not None:
+        bad("BREAK_UNEXPECTED", "technician has no lunch rule but the route has a break")
+
+    # Walk the stops in order: each gap must hold the travel, and the break if it lies there.
+    stops: list[tuple[GeoPoint, datetime, datetime, str | None]] = [
+        (tech.start_point, route.start, route.start, None)
+    ]
+    for visit in route.visits:
+        job = jobs.get(visit.job_id)
+        if job is not None:
+            stops.append((job.location, visit.start, visit.end, job.id))
+    stops.append((tech.end_point, route.end, route.end, None))
+    break_placed = brk is None
+    for (a, _, a_end, _), (b, b_start, _, b_job) in itertools.pairwise(stops):
+        gap = b_start - a_end
+        need = timedelta(minutes=travel_minutes(scenario, a, b))
+        if brk is not None and a_end - TOLERANCE <= brk.start and brk.end <= b_start + TOLERANCE:
+            need += brk.end - brk.start
+            break_placed = True
+        if gap + TOLERANCE < need:
+            what = f"to {b_job}" if b_job else "to the end location"
+            bad("TRAVEL", f"{gap} between stops {what}, needs {need} of travel (and break)", b_job)
+    if brk is not None and not break_placed:
+        after_end = brk.start >= route.end - TOLERANCE
+        before_start = brk.end <= route.start + TOLERANCE
+        if not (after_end or before_start):
+            bad("BREAK_OVERLAP", "break overlaps a visit or the travel it needs")
+    return out
