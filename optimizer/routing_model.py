@@ -140,8 +140,12 @@ def build_model(problem: Problem, options: SolveOptions) -> Model:
             if v.lunch is None:
                 continue
             lo, hi, minutes = v.lunch
-            interval = solver.FixedDurationIntervalVar(lo, hi, minutes, False, f"lunch {v.index}")
+            # Optional and tied to the day being used: mandatory breaks on idle technician-days make
+            # the search fail fast once there are many of them (or-tools issue #1243).
+            interval = solver.FixedDurationIntervalVar(lo, hi, minutes, True, f"lunch {v.index}")
+            solver.Add(interval.PerformedExpr() == routing.ActiveVehicleVar(v.index))
             time_dim.SetBreakIntervalsOfVehicle([interval], v.index, visit)
+            routing.AddIntervalToAssignment(interval)
             breaks[v.index] = interval
     return Model(manager=manager, routing=routing, time_dim=time_dim, breaks=breaks)
 

@@ -11,11 +11,12 @@ from collections.abc import Callable
 
 from models import Break, Plan, Route, Scenario, SolverStats, Unassigned, Visit
 from optimizer.construct import construct, schedule
+from optimizer.decompose import needs_split, restrict, vehicle_groups
 from optimizer.explain import dropped_reason
 from optimizer.kpis import compute_kpis
 from optimizer.options import SolveOptions
 from optimizer.problem import Problem, build_problem
-from optimizer.routing_model import RawRoute, search
+from optimizer.routing_model import RawRoute, SearchResult, search
 from optimizer.travel import TravelProvider
 
 Progress = Callable[[str, dict[str, float]], None]
@@ -48,8 +49,13 @@ def solve(
     raw: list[RawRoute] = []
     status, objective, solutions, phases = "NO_SEARCH", None, 0, ["insertion heuristic"]
     if problem.n_jobs and problem.vehicles:
-        result = search(problem, options, initial, progress=progress, deadline=deadline)
-        phases += result.phases
+        result = None
+        if not needs_split(problem):
+            result = search(problem, options, initial, progress=progress, deadline=deadline)
+            phases += result.phases
+        if result is None or (not result.routes and any(initial)):
+            result = _search_by_groups(problem, options, initial, progress, deadline)
+            phases += result.phases
         status, objective, solutions = result.status, result.objective, result.solutions
         raw = result.routes
         if not raw and any(initial):
@@ -68,6 +74,52 @@ def solve(
         search_phases=phases,
     )
     return plan
+
+
+def _search_by_groups(
+    problem: Problem,
+    options: SolveOptions,
+    initial: list[list[int]],
+    progress: Progress | None,
+    deadline: float,
+) -> SearchResult:
+    """Improve group by group (see `decompose`); jobs a group leaves out go on to the next."""
+    groups = vehicle_groups(problem)
+    routed = {n for nodes in initial for n in nodes}
+    waiting = [n for n in range(problem.n_jobs) if n not in routed]
+    raw: list[RawRoute] = []
+    solutions, objective = 0, 0
+    statuses: set[str] = set()
+    for gi, group in enumerate(groups):
+        members = set(group)
+        own = [n for vi in group for n in initial[vi]]
+        extra = [n for n in waiting if members.intersection(problem.allowed[n].tolist())]
+        nodes = own + extra
+        if not nodes:
+            continue
+        local = {n: i for i, n in enumerate(nodes)}
+        sub = restrict(problem, group, nodes)
+        sub_initial = [[local[n] for n in initial[vi]] for vi in group]
+        budget = max(deadline - time.monotonic(), 0.2) / (len(groups) - gi)
+        result = search(sub, options, sub_initial, progress=progress, deadline=time.monotonic() + budget)
+        statuses.add(result.status)
+        solutions += result.solutions
+        objective += result.objective or 0
+        got = result.routes or _raw_from_initial(sub, sub_initial)
+        served: set[int] = set()
+        for rr in got:
+            mapped = [nodes[i] for i in rr.nodes]
+            served.update(mapped)
+            raw.append(RawRoute(group[rr.vehicle], mapped, rr.starts, rr.depart, rr.end, rr.break_start))
+        waiting = [n for n in waiting if n not in served] + [n for n in own if n not in served]
+    return SearchResult(
+        routes=raw,
+        status="+".join(sorted(statuses)) or "NO_SEARCH",
+        objective=objective,
+        solutions=solutions,
+        first_solution_seconds=None,
+        phases=[f"decomposed into {len(groups)} groups of at most 100 technician-days"],
+    )
 
 
 def _prefer_previous(problem: Problem, initial: list[list[int]], previous: Plan) -> list[list[int]]:

@@ -1,0 +1,154 @@
+"""`fieldplan` command line: solve, validate and generate scenarios (and, later, serve).
+
+Bad files end with one readable line and exit code 2; a plan with violations exits 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from api.loading import BadInput, load
+from api.report import print_plan
+from models import Plan, Scenario
+from optimizer import SolveOptions, solve, validate_plan
+from scenarios.generate import PRESETS, REGIONS, generate
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="fieldplan: who goes where, when.")
+out = Console()
+err = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> None:
+    err.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@app.command("solve")
+def solve_cmd(
+    scenario_file: Annotated[Path, typer.Argument(metavar="SCENARIO.json")],
+    time_limit: Annotated[float, typer.Option("--time-limit", min=0.1, help="seconds")] = 10.0,
+    out_file: Annotated[Path | None, typer.Option("--out", help="write the plan JSON here")] = None,
+    seed: int = 0,
+    details: Annotated[bool | None, typer.Option("--details/--no-details")] = None,
+) -> None:
+    """Plan a scenario, print the routes and KPIs, and write the plan JSON."""
+    try:
+        scenario = load(scenario_file, Scenario)
+    except BadInput as exc:
+        fail(str(exc))
+    options = SolveOptions(time_limit_seconds=time_limit, seed=seed)
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=not err.is_terminal,
+    ) as bar:
+        task = bar.add_task("solving", total=time_limit, info="")
+        last = [0.0]
+
+        def progress(phase: str, info: dict[str, float]) -> None:
+            now = time.monotonic()
+            if phase == "search" and now - last[0] < 0.25:
+                return
+            last[0] = now
+            text = ", ".join(f"{k} {v:.0f}" if k != "seconds" else f"{v:.1f}s" for k, v in info.items())
+            bar.update(task, completed=min(info.get("seconds", 0.0), time_limit), info=f"{phase}: {text}")
+            if not err.is_terminal and phase != "search":
+                err.print(f"[dim]{phase}: {text}[/]", highlight=False)
+
+        plan = solve(scenario, options, progress=progress)
+        bar.update(task, completed=time_limit)
+    violations = validate_plan(scenario, plan)
+    print_plan(plan, out, details)
+    if out_file is not None:
+        out_file.write_text(plan.to_json())
+        out.print(f"plan written to {out_file}")
+    if violations:
+        for v in violations:
+            err.print(f"[red]violation[/] {v}", highlight=False)
+        raise typer.Exit(1)
+    out.print(f"[green]validator: plan OK[/] ({sum(len(r.visits) for r in plan.routes)} visits checked)")
+
+
+@app.command("validate")
+def validate_cmd(
+    scenario_file: Annotated[Path, typer.Argument(metavar="SCENARIO.json")],
+    plan_file: Annotated[Path, typer.Argument(metavar="PLAN.json")],
+) -> None:
+    """Check a plan against its scenario with the independent validator (exit 1 on violations)."""
+    try:
+        scenario = load(scenario_file, Scenario)
+        plan = load(plan_file, Plan)
+    except BadInput as exc:
+        fail(str(exc))
+    violations = validate_plan(scenario, plan)
+    for v in violations:
+        out.print(f"[red]violation[/] {v}", highlight=False)
+    if violations:
+        out.print(f"{len(violations)} violation(s)")
+        raise typer.Exit(1)
+    visits = sum(len(r.visits) for r in plan.routes)
+    out.print(f"plan OK: {len(plan.routes)} routes, {visits} visits, {len(plan.unassigned)} unassigned")
+
+
+@app.command("generate")
+def generate_cmd(
+    out_file: Annotated[Path, typer.Option("--out", help="scenario JSON to write")],
+    preset: Annotated[str | None, typer.Option(help=", ".join(PRESETS))] = None,
+    region: Annotated[str, typer.Option(help=", ".join(REGIONS))] = "lyon",
+    technicians: Annotated[int, typer.Option(min=1, max=5000)] = 8,
+    jobs: Annotated[int, typer.Option(min=0, max=100_000)] = 60,
+    days: Annotated[int, typer.Option(min=1, max=31)] = 1,
+    start: Annotated[str | None, typer.Option(help="first day, YYYY-MM-DD (default today)")] = None,
+    seed: int = 0,
+    profile: Annotated[str, typer.Option(help="normal, overloaded or recall")] = "normal",
+    impossible: Annotated[int, typer.Option(min=0, max=1000)] = 0,
+    name: str | None = None,
+) -> None:
+    """Write a seeded, realistic scenario (same arguments and seed, same file)."""
+    try:
+        first = date.fromisoformat(start) if start else date.today()
+    except ValueError:
+        fail(f"--start: {start!r} is not a date YYYY-MM-DD")
+    args: dict[str, object] = {
+        "region": region,
+        "technicians": technicians,
+        "jobs": jobs,
+        "days": days,
+        "profile": profile,
+        "impossible": impossible,
+    }
+    if preset is not None:
+        if preset not in PRESETS:
+            fail(f"--preset: unknown preset {preset!r} (known: {', '.join(PRESETS)})")
+        args = dict(PRESETS[preset])
+    if args["region"] not in REGIONS:
+        fail(f"--region: unknown region {args['region']!r} (known: {', '.join(REGIONS)})")
+    if args.get("profile", "normal") not in ("normal", "overloaded", "recall"):
+        fail(f"--profile: unknown profile {args['profile']!r}")
+    scenario = generate(name=name or preset or out_file.stem, start=first, seed=seed, **args)  # type: ignore[arg-type]
+    out_file.write_text(json.dumps(scenario.model_dump(mode="json", exclude_none=True), indent=1) + "\n")
+    out.print(f"wrote {out_file}: {len(scenario.technicians)} technicians, {len(scenario.jobs)} jobs")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
