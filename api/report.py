@@ -13,14 +13,14 @@ from models import Plan, Route
 WIDTH = 48
 
 
-def _timeline(route: Route, day_start: float, day_end: float) -> Text:
+def _timeline(route: Route, day_start: float, day_end: float, width: int = WIDTH) -> Text:
     """One character per quarter-hour or so: visits as blocks, lunch shaded, travel/wait dotted."""
     span = day_end - day_start
-    cells = [" "] * WIDTH
+    cells = [" "] * width
 
     def pos(moment: datetime) -> int:
         hours = moment.hour + moment.minute / 60
-        return min(WIDTH - 1, max(0, int((hours - day_start) / span * WIDTH)))
+        return min(width - 1, max(0, int((hours - day_start) / span * width)))
 
     for i in range(pos(route.start), pos(route.end) + 1):
         cells[i] = "·"
@@ -32,10 +32,9 @@ def _timeline(route: Route, day_start: float, day_end: float) -> Text:
     for n, visit in enumerate(route.visits):
         for i in range(pos(visit.start), max(pos(visit.end), pos(visit.start) + 1)):
             cells[i] = "█" if n % 2 == 0 else "▇"
-    for i, c in enumerate(cells):
+    for c in cells:
         style = "dim" if c == "·" else "yellow" if c == "▒" else styles[0] if c == "█" else styles[1]
         text.append(c, style=style if c.strip() else None)
-        _ = i
     return text
 
 
@@ -44,20 +43,23 @@ def print_plan(plan: Plan, console: Console, details: bool | None = None) -> Non
     day_start, day_end = (min(hours), max(hours)) if hours else (7, 19)
     day_end = max(day_end, day_start + 1)
     table = Table(title=f"Plan for {plan.scenario}", title_justify="left", expand=False)
-    for col in ("technician", "date", "out", "back", "jobs", "km", "drive", "OT"):
-        table.add_column(col, justify="right" if col in ("jobs", "km", "drive", "OT") else "left")
-    table.add_column(f"{day_start:02d}:00 {'─' * (WIDTH - 12)} {day_end:02d}:00")
+    width = max(16, min(WIDTH, console.width - 62))
+    for col in ("tech", "date", "out", "back", "jobs", "km", "drive", "OT"):
+        table.add_column(
+            col, justify="right" if col in ("jobs", "km", "drive", "OT") else "left", no_wrap=True
+        )
+    table.add_column(f"{day_start:02d}:00{' ' * (width - 10)}{day_end:02d}:00", no_wrap=True)
     for r in plan.routes:
         table.add_row(
             r.technician_id,
-            r.date.isoformat(),
+            f"{r.date:%a %d}",
             f"{r.start:%H:%M}",
             f"{r.end:%H:%M}",
             str(len(r.visits)),
             f"{r.distance_km:.0f}",
             f"{r.travel_minutes:.0f}m",
             f"{r.overtime_minutes:.0f}m" if r.overtime_minutes else "",
-            _timeline(r, day_start, day_end),
+            _timeline(r, day_start, day_end, width),
         )
     console.print(table)
     console.print("[green]█[/] visit  [yellow]▒[/] lunch  [dim]·[/] travel or waiting")

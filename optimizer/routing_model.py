@@ -168,19 +168,24 @@ def search(
     params.time_limit.FromMilliseconds(max(int(remaining * 1000), 100))
     if options.solution_limit is not None:
         params.solution_limit = options.solution_limit
+    if not options.local_search:
+        params.local_search_metaheuristic = routing_enums_pb2.LocalSearchMetaheuristic.GREEDY_DESCENT
+        params.solution_limit = 1
     routing.CloseModelWithParameters(params)
 
-    state = {"solutions": 0, "first": None}
+    solutions = 0
+    first: float | None = None
 
     def on_solution() -> None:
-        state["solutions"] += 1
+        nonlocal solutions, first
+        solutions += 1
         elapsed = time.monotonic() - began
-        if state["first"] is None:
-            state["first"] = elapsed
+        if first is None:
+            first = elapsed
         if progress is not None:
             progress(
                 "search",
-                {"solutions": state["solutions"], "objective": routing.CostVar().Value(), "seconds": elapsed},
+                {"solutions": solutions, "objective": routing.CostVar().Value(), "seconds": elapsed},
             )
 
     routing.AddAtSolutionCallback(on_solution)
@@ -190,9 +195,6 @@ def search(
         index_routes = [[manager.NodeToIndex(n) for n in nodes] for nodes in initial]
         start_assignment = routing.ReadAssignmentFromRoutes(index_routes, True)
         phases.append("warm start accepted" if start_assignment else "warm start rejected")
-    if not options.local_search:
-        params.local_search_metaheuristic = routing_enums_pb2.LocalSearchMetaheuristic.GREEDY_DESCENT
-        params.solution_limit = 1
     if start_assignment is not None:
         solution = routing.SolveFromAssignmentWithParameters(start_assignment, params)
         phases.append("guided local search from warm start")
@@ -201,13 +203,13 @@ def search(
         phases.append("parallel cheapest insertion + guided local search")
     status = _status_name(routing.status())
     if solution is None:
-        return SearchResult([], status, None, state["solutions"], state["first"], phases)
+        return SearchResult([], status, None, solutions, first, phases)
     return SearchResult(
         routes=_read_routes(problem, model, solution),
         status=status,
         objective=int(solution.ObjectiveValue()),
-        solutions=state["solutions"],
-        first_solution_seconds=state["first"],
+        solutions=solutions,
+        first_solution_seconds=first,
         phases=phases,
     )
 

@@ -1,0 +1,94 @@
+"""The command line as a user runs it: real files, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from api.cli import app
+from models import Plan, Scenario
+from optimizer import validate_plan
+from scenarios import shipped
+
+runner = CliRunner()
+
+
+def test_generate_is_seeded(tmp_path: Path) -> None:
+    a, b, c = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "c.json"
+    args = [
+        "generate",
+        "--name",
+        "s",
+        "--jobs",
+        "20",
+        "--technicians",
+        "3",
+        "--start",
+        "2026-12-07",
+        "--impossible",
+        "4",
+    ]
+    assert runner.invoke(app, [*args, "--seed", "5", "--out", str(a)]).exit_code == 0
+    assert runner.invoke(app, [*args, "--seed", "5", "--out", str(b)]).exit_code == 0
+    assert runner.invoke(app, [*args, "--seed", "6", "--out", str(c)]).exit_code == 0
+    assert a.read_text() == b.read_text() != c.read_text()
+    Scenario.model_validate_json(a.read_text())
+
+
+@pytest.mark.parametrize("path", shipped(), ids=lambda p: p.stem)
+def test_every_shipped_scenario_solves_to_a_valid_plan(path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "plan.json"
+    result = runner.invoke(app, ["solve", str(path), "--time-limit", "4", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "validator: plan OK" in result.output
+    scenario = Scenario.model_validate_json(path.read_text())
+    plan = Plan.model_validate_json(out.read_text())
+    assert validate_plan(scenario, plan) == []
+    assert plan.unassigned, "shipped scenarios include impossible jobs, so reasons show"
+    assert runner.invoke(app, ["validate", str(path), str(out)]).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"\xff\xfe\x00garbage", "not UTF-8"),
+        (json.dumps({"name": "x"}).encode(), "timezone"),
+        (b"[" * 5000 + b"]" * 5000, "error"),
+    ],
+)
+def test_bad_scenario_file_exits_2_with_one_line(tmp_path: Path, content: bytes, expected: str) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(content)
+    proc = subprocess.run(
+        [sys.executable, "-m", "api.cli", "solve", str(bad)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and expected in lines[0], proc.stderr
+
+
+def test_missing_file_exits_2(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["solve", str(tmp_path / "nope.json")])
+    assert result.exit_code == 2
+
+
+def test_validate_exits_1_on_a_tampered_plan(tmp_path: Path) -> None:
+    scenario_path = next(p for p in shipped() if p.stem == "metro-day")
+    out = tmp_path / "plan.json"
+    assert (
+        runner.invoke(app, ["solve", str(scenario_path), "--time-limit", "2", "--out", str(out)]).exit_code
+        == 0
+    )
+    data = json.loads(out.read_text())
+    data["routes"][0]["visits"].append(data["routes"][1]["visits"][0])  # one job twice
+    out.write_text(json.dumps(data))
+    result = runner.invoke(app, ["validate", str(scenario_path), str(out)])
+    assert result.exit_code == 1
+    assert "DUPLICATE_JOB" in result.output
