@@ -269,8 +269,11 @@ def build_problem(
 
     # Re-index: kept jobs become nodes 0..n-1, then location nodes.
     n_jobs = len(keep)
-    n_loc = len(loc_points)
-    select = np.array(keep + [loc_offset + i for i in range(n_loc)], dtype=np.int64)
+    # Only locations some technician-day starts or ends at: an unused one would be a node OR-Tools
+    # must visit (it has no disjunction), e.g. the home of a technician off for the whole horizon.
+    used_locs = sorted({v.start_node for v in vehicles} | {v.end_node for v in vehicles})
+    n_loc = len(used_locs)
+    select = np.array(keep + used_locs, dtype=np.int64)
     remap = {old: new for new, old in enumerate(select.tolist())}
     travel_m = travel_all[np.ix_(select, select)]
     km_m = km_all[np.ix_(select, select)]

@@ -151,3 +151,12 @@ def test_progress_reports_each_phase(two_techs_six_jobs: dict[str, Any]) -> None
 def test_no_technicians_at_all_still_accounts_for_every_job() -> None:
     _, plan = solve_checked(scenario_dict([], [job("J1"), job("J2")]))
     assert {u.reason for u in plan.unassigned} == {ReasonCode.NO_QUALIFIED_TECHNICIAN}
+
+
+def test_technician_without_shifts_is_no_stop_on_anyones_route() -> None:
+    """Regression: an idle technician's home must not become a node someone has to visit."""
+    _, plan = solve_checked(
+        scenario_dict([tech("A"), tech("OFF", lat=45.9, shifts=[])], [job("J1"), job("J2")])
+    )
+    assert {r.technician_id for r in plan.routes} == {"A"}
+    assert len(planned(plan)) == 2
