@@ -259,7 +259,7 @@ def build_problem(
                 (
                     ji,
                     ReasonCode.NO_SHIFT_IN_WINDOW,
-                    _window_detail(job, dom, vehicles, mask, tick, scenario, origin),
+                    _window_detail(job, dom, vehicles, mask),
                 )
             )
             continue
@@ -360,9 +360,6 @@ def _window_detail(
     dom: list[tuple[int, int]],
     vehicles: list[Vehicle],
     mask: NDArray[np.bool_],
-    tick: float,
-    scenario: Scenario,
-    origin: datetime,
 ) -> str:
     if not dom:
         return "its release date leaves no start time inside its windows or the horizon"
