@@ -53,11 +53,6 @@ ClockTime = Annotated[
 ]
 
 
-def parse_clock(value: object) -> time:
-    """Public so that wire schemas accept the same "HH:MM" form as scenario files."""
-    return _parse_hhmm(value)
-
-
 def minutes_of(t: time) -> int:
     return t.hour * 60 + t.minute
 

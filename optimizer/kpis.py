@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from datetime import datetime
 
 from models import Kpis, Plan, Route, Scenario, Unassigned
+from models.common import minutes_of
 from models.plan import PriorityCount
 
 
@@ -44,7 +44,7 @@ def compute_kpis(
     utilisation: dict[str, float] = {}
     days = set(scenario.horizon.dates())
     for tech in scenario.technicians:
-        shift_minutes = sum((_minutes(s.start, s.end)) for s in tech.shifts if s.date in days)
+        shift_minutes = sum(minutes_of(s.end) - minutes_of(s.start) for s in tech.shifts if s.date in days)
         if shift_minutes:
             utilisation[tech.id] = round(busy[tech.id] / shift_minutes, 4)
     churn = None
@@ -75,8 +75,3 @@ def compute_kpis(
         technician_days_used=len(routes),
         churn=churn,
     )
-
-
-def _minutes(start: object, end: object) -> float:
-    base = datetime(2000, 1, 1)
-    return (datetime.combine(base, end) - datetime.combine(base, start)).total_seconds() / 60  # type: ignore[arg-type]
