@@ -29,14 +29,17 @@ from models.scenario import (
     Window,
     derive_priority,
 )
+from models.status import VISIT_TO_JOB, JobStatus, VisitStatus
 
 __all__ = [
+    "VISIT_TO_JOB",
     "Break",
     "Contract",
     "GeoPoint",
     "Horizon",
     "Job",
     "JobKind",
+    "JobStatus",
     "Kpis",
     "Latitude",
     "Longitude",
@@ -53,6 +56,7 @@ __all__ = [
     "TravelSettings",
     "Unassigned",
     "Visit",
+    "VisitStatus",
     "Window",
     "derive_priority",
 ]

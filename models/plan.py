@@ -25,6 +25,7 @@ class ReasonCode(StrEnum):
     NO_SHIFT_IN_WINDOW = "NO_SHIFT_IN_WINDOW"
     DEMAND_EXCEEDS_VAN = "DEMAND_EXCEEDS_VAN"
     CAPACITY = "CAPACITY"
+    WINDOW_PASSED = "WINDOW_PASSED"
 
 
 class Visit(Strict):

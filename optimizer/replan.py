@@ -1,0 +1,221 @@
+"""The nightly re-plan step: previous plan + job pool + statuses + shifts -> new plan.
+
+Pure, like `solve`: the service's nightly job loads these values from its database, calls `replan`
+and stores the result; the benchmarks' simulated week calls the very same function. Its inputs are
+plain pydantic values, so a re-plan can be shipped to a worker process unchanged.
+
+Promises hold: a job on a published day of the previous plan (or already dispatched or under way)
+keeps its technician and day, as does a job with a confirmed appointment (`Job.pinned`). Everything
+else may move, but only when worth it: the previous plan is the warm start and every move costs the
+stability weight.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from models import (
+    Horizon,
+    Job,
+    JobStatus,
+    Pinned,
+    Plan,
+    ReasonCode,
+    Route,
+    Scenario,
+    Technician,
+    TravelSettings,
+    Unassigned,
+    Window,
+)
+from optimizer.kpis import compute_kpis
+from optimizer.options import SolveOptions
+from optimizer.solve import Progress, solve
+
+
+class PoolJob(BaseModel):
+    """A service request as the re-plan sees it: the job and where it stands in its life cycle."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    job: Job
+    status: JobStatus = JobStatus.OPEN
+
+
+class ReplanInput(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = "re-plan"
+    timezone: str
+    horizon: Horizon
+    travel: TravelSettings = Field(default_factory=TravelSettings)
+    technicians: list[Technician]
+    pool: list[PoolJob]
+    previous: list[Route] = Field(
+        default_factory=list, description="the routes now current for the horizon's days"
+    )
+    published_days: list[date] = Field(default_factory=list)
+    not_before: datetime | None = Field(
+        None, description="now, for a re-plan during the day: nothing new is planned in the past"
+    )
+    mode: Literal["stable", "scratch"] = Field(
+        "stable", description="scratch ignores the previous plan except for promises (benchmarks)"
+    )
+    options: SolveOptions = Field(default_factory=SolveOptions)
+
+
+class ReplanResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    plan: Plan
+    promised: list[str] = Field(description="jobs kept with their technician and day as promised")
+    deferred: list[str] = Field(description="jobs whose windows or release lie after the horizon")
+    left: list[str] = Field(description="done and cancelled jobs, no longer planned")
+
+
+def raised_priority(job: Job) -> Job:
+    """A failed visit comes back one priority level more urgent (1 stays 1), and loses its pin.
+
+    The customer already waited once; the next plan must not push them to the back again.
+    """
+    return job.model_copy(update={"priority": max(1, job.effective_priority - 1), "pinned": None})
+
+
+def replan(data: ReplanInput, *, progress: Progress | None = None) -> ReplanResult:
+    scenario_days = set(data.horizon.dates())
+    probe = Scenario(
+        name=data.name, timezone=data.timezone, horizon=data.horizon, technicians=[], jobs=[]
+    )
+    h0, h1 = probe.horizon_start, probe.horizon_end
+    if data.not_before is not None:
+        h0 = max(h0, probe.local(data.not_before))
+    tech_ids = {t.id for t in data.technicians}
+    published = set(data.published_days)
+    before: dict[str, tuple[str, date]] = {}
+    before = {v.job_id: (r.technician_id, r.date) for r in data.previous for v in r.visits}
+    last_plan = _as_plan(data)
+
+    jobs: list[Job] = []
+    promised: list[str] = []
+    deferred: list[str] = []
+    left: list[str] = []
+    expired: list[Unassigned] = []
+    for entry in data.pool:
+        job, status = entry.job, entry.status
+        if status.terminal:
+            left.append(job.id)
+            continue
+        job = _drop_unknown_technicians(job, tech_ids)
+        pin = job.pinned
+        was = before.get(job.id)
+        keeps_promise = status in (JobStatus.DISPATCHED, JobStatus.IN_PROGRESS) or (
+            was is not None and was[1] in published and status != JobStatus.FAILED
+        )
+        if pin is None and keeps_promise and was is not None and was[1] in scenario_days:
+            pin = Pinned(technician_id=was[0], date=was[1])
+        if pin is not None and pin.date >= data.horizon.start + timedelta(days=data.horizon.days):
+            deferred.append(job.id)
+            continue
+        if pin is not None and (pin.date not in scenario_days or pin.technician_id not in tech_ids):
+            pin = None  # a promise for a day already gone cannot be kept as such: plan it anew
+        release = probe.local(job.release) if job.release else None
+        if release is not None and release >= h1:
+            deferred.append(job.id)
+            continue
+        windows = [w for w in job.windows if probe.local(w.end) > h0 and probe.local(w.start) < h1]
+        if job.windows and not windows:
+            if any(probe.local(w.start) >= h1 for w in job.windows):
+                deferred.append(job.id)
+            else:
+                last = max(probe.local(w.end) for w in job.windows)
+                expired.append(
+                    Unassigned(
+                        job_id=job.id,
+                        reason=ReasonCode.WINDOW_PASSED,
+                        detail=f"its last window closed at {last.isoformat()}; agree a new one "
+                        "with the customer",
+                    )
+                )
+            continue
+        windows = [_clip(w, probe, h0, h1) for w in windows]
+        update: dict[str, object] = {"pinned": pin, "windows": windows}
+        if pin is None and h0 > probe.horizon_start and (release is None or release < h0):
+            update["release"] = h0
+        job = job.model_copy(update=update)
+        if pin is not None:
+            promised.append(job.id)
+        jobs.append(job)
+
+    scenario = Scenario(
+        name=data.name,
+        timezone=data.timezone,
+        horizon=data.horizon,
+        travel=data.travel,
+        technicians=[_within(t, scenario_days) for t in data.technicians],
+        jobs=jobs,
+    )
+    warm = last_plan if data.mode == "stable" else None
+    plan = solve(scenario, data.options, previous=warm, progress=progress)
+    if data.mode == "scratch" and last_plan is not None:
+        # Churn is still worth reporting for the policy that ignores it.
+        plan.kpis = compute_kpis(scenario, plan.routes, plan.unassigned, last_plan)
+    if expired:
+        plan.unassigned.extend(expired)
+        plan.kpis.jobs_unassigned += len(expired)
+        plan.kpis.jobs_total += len(expired)
+    return ReplanResult(plan=plan, promised=promised, deferred=deferred, left=left)
+
+
+def _as_plan(data: ReplanInput) -> Plan | None:
+    """`solve` reads only the routes of a previous plan; they may come from several plan versions."""
+    if not data.previous:
+        return None
+    return Plan.model_construct(  # type: ignore[call-arg]  # no KPIs or stats: never serialised
+        scenario=data.name,
+        timezone=data.timezone,
+        horizon_start=data.horizon.start,
+        horizon_days=data.horizon.days,
+        routes=list(data.previous),
+        unassigned=[],
+    )
+
+
+def _drop_unknown_technicians(job: Job, known: set[str]) -> Job:
+    """A preference for a technician who has left the company is no longer a reference error."""
+    update: dict[str, object] = {}
+    if any(t not in known for t in job.preferred_technicians):
+        update["preferred_technicians"] = [t for t in job.preferred_technicians if t in known]
+    if any(t not in known for t in job.excluded_technicians):
+        update["excluded_technicians"] = [t for t in job.excluded_technicians if t in known]
+    return job.model_copy(update=update) if update else job
+
+
+def _clip(window: Window, probe: Scenario, h0: datetime, h1: datetime) -> Window:
+    start, end = probe.local(window.start), probe.local(window.end)
+    if start >= h0 and end <= h1:
+        return window
+    return Window(start=max(start, h0), end=min(end, h1))
+
+
+def _within(tech: Technician, days: set[date]) -> Technician:
+    """Shifts outside the horizon are not an error here: the database holds every future shift."""
+    shifts = [s for s in tech.shifts if s.date in days]
+    if len(shifts) == len(tech.shifts):
+        return tech
+    return tech.model_copy(update={"shifts": shifts})
+
+
+def working_days_horizon(today: date, working_days: int) -> Horizon:
+    """Today and the following working days (Monday to Friday) as one contiguous horizon."""
+    end, counted = today, 0
+    day = today
+    while counted < working_days:
+        if day.weekday() < 5:
+            counted += 1
+            end = day
+        day += timedelta(days=1)
+    return Horizon(start=today, days=min((end - today).days + 1, 31))
+
