@@ -1,0 +1,52 @@
+"""The running service's shared state: settings, database, clock. One per process (or per test)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.db import make_engine, migrate, session_factory
+from api.settings import Settings
+from api.tables import utcnow
+
+
+@dataclass
+class Service:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    clock: Callable[[], datetime] = utcnow
+    holder: str = field(default="")
+
+    @classmethod
+    def open(cls, settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> Service:
+        import os
+        import socket
+
+        engine = make_engine(settings.database_url)
+        migrate(engine)
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=session_factory(engine),
+            clock=clock,
+            holder=f"{socket.gethostname()}:{os.getpid()}:{id(engine):x}",
+        )
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.settings.timezone)
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def today(self) -> date:
+        return self.clock().astimezone(self.tz).date()
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,89 @@
+"""Domain exceptions of the service, turned into HTTP answers in one place (`install_handlers`)."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+log = logging.getLogger("fieldplan.api")
+
+
+class ServiceError(Exception):
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, **extra: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = extra
+
+
+class NotFound(ServiceError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(ServiceError):
+    status_code = 409
+    code = "conflict"
+
+
+class ReplanInProgress(Conflict):
+    code = "replan_in_progress"
+
+
+class Unprocessable(ServiceError):
+    """A semantic problem with a field, reported like pydantic's 422 so clients parse one shape."""
+
+    status_code = 422
+    code = "unprocessable"
+
+    def __init__(self, loc: list[str | int], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
+class GeocodingFailed(Unprocessable):
+    code = "geocoding_failed"
+
+
+class PayloadTooLarge(ServiceError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+def install_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Unprocessable)
+    async def _unprocessable(_: Request, exc: Unprocessable) -> JSONResponse:
+        return JSONResponse(
+            status_code=422,
+            content={"detail": [{"loc": exc.loc, "msg": exc.message, "type": exc.code}]},
+        )
+
+    @app.exception_handler(ServiceError)
+    async def _service(_: Request, exc: ServiceError) -> JSONResponse:
+        return JSONResponse(
+            status_code=exc.status_code, content={"detail": exc.message, "code": exc.code, **exc.extra}
+        )
+
+    @app.exception_handler(OperationalError)
+    async def _db_down(_: Request, exc: OperationalError) -> JSONResponse:
+        # The message of a driver error can carry the connection string: log the class only.
+        log.warning("database unavailable: %s", type(exc.orig).__name__ if exc.orig else type(exc).__name__)
+        return JSONResponse(
+            status_code=503,
+            headers={"Retry-After": "5"},
+            content={
+                "detail": "the database is not reachable; retry shortly",
+                "code": "database_unavailable",
+            },
+        )
+
+    @app.exception_handler(DBAPIError)
+    async def _db_error(_: Request, exc: DBAPIError) -> JSONResponse:
+        if exc.connection_invalidated:
+            return await _db_down(_, OperationalError(exc.statement, exc.params, exc.orig))  # type: ignore[arg-type]
+        raise exc

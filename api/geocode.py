@@ -1,0 +1,71 @@
+"""Addresses to coordinates through geopy, looked up once and cached in the database.
+
+One rate-limited client per configuration and process, so the provider's usage policy (Nominatim:
+one request a second) holds across concurrent requests.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+from geopy.exc import GeopyError
+from geopy.extra.rate_limiter import RateLimiter
+from geopy.geocoders import Nominatim
+from sqlalchemy.orm import Session
+
+from api.errors import GeocodingFailed
+from api.settings import Settings
+from api.tables import GeocodeRow
+from models import GeoPoint
+
+_guard = threading.Lock()
+
+
+def normalise(address: str) -> str:
+    return re.sub(r"\s+", " ", address).strip().casefold()
+
+
+@lru_cache(maxsize=8)
+def _client(
+    domain: str, scheme: str, user_agent: str, timeout: float, min_delay: float
+) -> Callable[..., Any]:
+    geolocator = Nominatim(user_agent=user_agent, domain=domain, scheme=scheme, timeout=timeout)
+    return RateLimiter(
+        geolocator.geocode, min_delay_seconds=min_delay, max_retries=1, swallow_exceptions=False
+    )
+
+
+def geocode(session: Session, settings: Settings, address: str, loc: list[str | int]) -> GeoPoint:
+    key = normalise(address)
+    cached = session.get(GeocodeRow, key)
+    if cached is not None:
+        return GeoPoint(lat=cached.lat, lon=cached.lon)
+    lookup = _client(
+        settings.geocoder_domain,
+        settings.geocoder_scheme,
+        settings.geocoder_user_agent,
+        settings.geocoder_timeout_seconds,
+        settings.geocoder_min_delay_seconds,
+    )
+    try:
+        with _guard:
+            found = lookup(address, exactly_one=True)
+    except GeopyError as exc:
+        raise GeocodingFailed(
+            loc,
+            f"could not geocode address {address!r}: the {settings.geocoder} provider did not answer "
+            f"({type(exc).__name__}); send `location` instead or retry later",
+        ) from None
+    if found is None:
+        raise GeocodingFailed(loc, f"address {address!r} was not found; check it or send `location`")
+    point = GeoPoint(lat=float(found.latitude), lon=float(found.longitude))
+    session.merge(
+        GeocodeRow(
+            query=key, lat=point.lat, lon=point.lon, provider=settings.geocoder, display_name=found.address
+        )
+    )
+    return point

@@ -1,0 +1,219 @@
+"""Running a re-plan for the service: lock, load, solve in a worker process, store, record.
+
+The step in the middle is `optimizer.replan.replan`, the same pure function the benchmarks' simulated
+week calls. It runs in a separate process because OR-Tools holds the GIL while it searches: in a thread
+it would stall every HTTP request for the whole solve.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import threading
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from datetime import date
+
+from sqlalchemy import select
+
+from api import locks, store
+from api.context import Service
+from api.errors import ReplanInProgress
+from api.tables import RunRow, utcnow
+from models import Horizon, JobStatus
+from optimizer import SolveOptions
+from optimizer.replan import PoolJob, ReplanInput, ReplanResult, replan, working_days_horizon
+
+log = logging.getLogger("fieldplan.replan")
+LOCK = "replan"
+_pool: ProcessPoolExecutor | None = None
+_pool_guard = threading.Lock()
+
+
+def _worker_pool() -> ProcessPoolExecutor:
+    global _pool
+    with _pool_guard:
+        if _pool is None:
+            _pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        return _pool
+
+
+def _reset_pool() -> None:
+    global _pool
+    with _pool_guard:
+        if _pool is not None:
+            for proc in list(getattr(_pool, "_processes", {}).values()):
+                proc.kill()
+            _pool.shutdown(wait=False, cancel_futures=True)
+        _pool = None
+
+
+def nightly_horizon(service: Service) -> Horizon:
+    return working_days_horizon(service.today(), service.settings.horizon_working_days)
+
+
+def start_run(service: Service, *, trigger: str, horizon: Horizon, wait: bool = False) -> int:
+    """Take the lock, record the run and execute it (in a thread unless `wait`). Returns the run id.
+
+    Raises ReplanInProgress when another re-plan holds the lock, in this process or another.
+    """
+    holder = f"{service.holder}:{time.monotonic_ns()}"
+    with service.sessions.begin() as session:
+        if not locks.acquire(
+            session, LOCK, holder, now=service.now(), stale_after=service.settings.lock_stale_seconds
+        ):
+            running = session.scalar(
+                select(RunRow.id).where(RunRow.status.in_(["queued", "running"])).order_by(RunRow.id.desc())
+            )
+            raise ReplanInProgress("a re-plan is already running", run_id=running)
+        run = RunRow(
+            trigger=trigger,
+            status="queued",
+            horizon_start=horizon.start,
+            horizon_days=horizon.days,
+            holder=holder,
+            requested_at=service.now(),
+        )
+        session.add(run)
+        session.flush()
+        run_id = run.id
+    if wait:
+        execute_run(service, run_id, holder)
+    else:
+        threading.Thread(
+            target=execute_run, args=(service, run_id, holder), name=f"replan-{run_id}", daemon=True
+        ).start()
+    return run_id
+
+
+def execute_run(service: Service, run_id: int, holder: str) -> None:
+    stop = threading.Event()
+    began = time.monotonic()
+    limit = service.settings.solve_seconds
+
+    def beat() -> None:
+        while not stop.wait(2.0):
+            try:
+                with service.sessions.begin() as s:
+                    locks.heartbeat(s, LOCK, holder, now=service.now())
+                    run = s.get(RunRow, run_id)
+                    if run is not None and run.phase == "solving":
+                        run.progress = round(min(0.99, (time.monotonic() - began) / (limit + 1.0)), 3)
+            except Exception:  # a missed heartbeat is retried; the run itself reports its failure
+                log.warning("heartbeat of run %s failed", run_id)
+
+    heart = threading.Thread(target=beat, name=f"replan-{run_id}-heartbeat", daemon=True)
+    heart.start()
+    try:
+        _set(service, run_id, status="running", phase="loading", started_at=service.now())
+        data, days = load_input(service, run_id)
+        _set(service, run_id, phase="solving")
+        began = time.monotonic()
+        future = _worker_pool().submit(replan, data)
+        try:
+            result: ReplanResult = future.result(timeout=limit * 3 + 120)
+        except BrokenProcessPool:
+            _reset_pool()
+            raise
+        except TimeoutError:
+            _reset_pool()
+            raise RuntimeError(f"the solver did not return within {limit * 3 + 120:.0f} s") from None
+        _set(service, run_id, phase="storing", progress=0.99)
+        with service.sessions.begin() as session:
+            run = session.get(RunRow, run_id)
+            assert run is not None
+            version = store.store_plan(
+                session, plan=result.plan, days=days, trigger=run.trigger, run_id=run_id
+            )
+            run.status, run.phase, run.progress = "succeeded", "done", 1.0
+            run.finished_at = service.now()
+            run.plan_version_id = version.id
+            run.summary = {
+                "planned": result.plan.kpis.jobs_planned,
+                "unassigned": len(result.plan.unassigned),
+                "promised": len(result.promised),
+                "deferred": len(result.deferred),
+                "churn": result.plan.kpis.churn,
+            }
+        log.info("re-plan run %s stored plan version %s", run_id, version.id)
+    except Exception as exc:
+        log.error("re-plan run %s failed: %s", run_id, exc)
+        log.debug("%s", traceback.format_exc())
+        try:
+            _set(
+                service, run_id, status="failed", phase="failed", finished_at=service.now(), error=_short(exc)
+            )
+        except Exception:
+            log.exception("could not record the failure of run %s", run_id)
+    finally:
+        stop.set()
+        try:
+            with service.sessions.begin() as session:
+                locks.release(session, LOCK, holder)
+        except Exception:
+            log.exception(
+                "could not release the re-plan lock; it expires after %s s",
+                service.settings.lock_stale_seconds,
+            )
+
+
+def load_input(service: Service, run_id: int) -> tuple[ReplanInput, list[date]]:
+    with service.sessions() as session:
+        run = session.get(RunRow, run_id)
+        assert run is not None
+        horizon = Horizon(start=run.horizon_start, days=run.horizon_days)
+        days = horizon.dates()
+        previous, published = store.current_routes(session, days, service.tz)
+        pool = [
+            PoolJob(job=store.job_model(r), status=JobStatus(r.status))
+            for r in store.active_requests(session)
+        ]
+        techs = [store.technician_model(t) for t in store.technicians(session)]
+    data = ReplanInput(
+        name=f"re-plan run {run_id}",
+        timezone=service.settings.timezone,
+        horizon=horizon,
+        technicians=techs,
+        pool=pool,
+        previous=previous,
+        published_days=sorted(published),
+        not_before=service.now(),
+        options=SolveOptions(time_limit_seconds=service.settings.solve_seconds, seed=run_id),
+    )
+    return data, days
+
+
+def _set(service: Service, run_id: int, **values: object) -> None:
+    with service.sessions.begin() as session:
+        run = session.get(RunRow, run_id)
+        if run is not None:
+            for key, value in values.items():
+                setattr(run, key, value)
+
+
+def _short(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) < 2000 else text[:2000] + "…"
+
+
+def recover_abandoned(service: Service) -> int:
+    """Runs left 'queued' or 'running' by a dead process become 'abandoned' (and its lock is freed)."""
+    with service.sessions.begin() as session:
+        lock = locks.state(session, LOCK)
+        stale_before = service.now().timestamp() - service.settings.lock_stale_seconds
+        live_holder = None
+        if lock is not None and lock.holder and lock.heartbeat_at is not None:
+            if lock.heartbeat_at.timestamp() >= stale_before and not lock.holder.startswith(service.holder):
+                live_holder = lock.holder
+            elif lock.heartbeat_at.timestamp() < stale_before:
+                locks.release(session, LOCK, lock.holder)
+        count = 0
+        for run in session.scalars(select(RunRow).where(RunRow.status.in_(["queued", "running"]))):
+            if run.holder == live_holder:
+                continue
+            run.status, run.phase, run.finished_at = "abandoned", "abandoned", utcnow()
+            run.error = "the process running it stopped before it finished (previous plan kept)"
+            count += 1
+        return count

@@ -1,0 +1,130 @@
+"""Dispatcher: re-plan now, follow the run, read plan versions and the current plan of a day, publish."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+from sqlalchemy import select
+
+from api import store
+from api.deps import Dispatcher, ServiceDep, SessionDep
+from api.errors import NotFound
+from api.replan_job import nightly_horizon, start_run
+from api.schemas import DayPlan, PlanRequest, PublishResult, RunAccepted, RunPublic
+from api.tables import CurrentPlanRow, PlanVersionRow, RunRow
+from models import Horizon, Kpis, Plan, Unassigned
+from optimizer.replan import working_days_horizon
+
+router = APIRouter(tags=["plans"])
+
+
+def _accepted(run_id: int) -> RunAccepted:
+    return RunAccepted(run_id=run_id, status_url=f"/v1/runs/{run_id}")
+
+
+@router.post(
+    "/v1/plans",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=RunAccepted,
+    responses={409: {"description": "a re-plan is already running (its run id is in the body)"}},
+)
+def request_plan(body: PlanRequest, service: ServiceDep, _: Dispatcher) -> RunAccepted:
+    """Re-plan a date range now, in the background; follow it at `status_url`."""
+    start = body.start or service.today()
+    horizon = (
+        Horizon(start=start, days=body.days)
+        if body.days
+        else working_days_horizon(start, service.settings.horizon_working_days)
+    )
+    return _accepted(start_run(service, trigger="dispatcher", horizon=horizon))
+
+
+@router.post("/v1/plans/nightly", status_code=status.HTTP_202_ACCEPTED, response_model=RunAccepted)
+def trigger_nightly(service: ServiceDep, _: Dispatcher) -> RunAccepted:
+    """Run the nightly re-plan now (same horizon and rules as the 02:00 job)."""
+    return _accepted(start_run(service, trigger="nightly-manual", horizon=nightly_horizon(service)))
+
+
+def run_public(row: RunRow) -> RunPublic:
+    return RunPublic.model_validate(row, from_attributes=True)
+
+
+@router.get("/v1/runs/{run_id}", response_model=RunPublic)
+def get_run(run_id: int, session: SessionDep, _: Dispatcher) -> RunPublic:
+    row = session.get(RunRow, run_id)
+    if row is None:
+        raise NotFound(f"no run {run_id}")
+    return run_public(row)
+
+
+@router.get("/v1/runs", response_model=list[RunPublic])
+def list_runs(
+    session: SessionDep, _: Dispatcher, limit: Annotated[int, Query(ge=1, le=200)] = 20
+) -> list[RunPublic]:
+    return [run_public(r) for r in session.scalars(select(RunRow).order_by(RunRow.id.desc()).limit(limit))]
+
+
+@router.get("/v1/plans/current", response_model=DayPlan)
+def current_plan(
+    session: SessionDep,
+    service: ServiceDep,
+    _: Dispatcher,
+    day: Annotated[date | None, Query(alias="date")] = None,
+) -> DayPlan:
+    """The plan now current for a day: its routes, and the version's unassigned jobs and KPIs."""
+    day = day or service.today()
+    pointer = session.get(CurrentPlanRow, day)
+    if pointer is None:
+        raise NotFound(f"no plan for {day}: request one with POST /v1/plans")
+    version = session.get(PlanVersionRow, pointer.plan_version_id)
+    assert version is not None
+    routes = store.routes_of(session, version_id=version.id, day=day)
+    return DayPlan(
+        date=day,
+        plan_version=version.id,
+        published_at=pointer.published_at,
+        routes=[store.route_model(r, service.tz) for r in routes],
+        unassigned=[Unassigned.model_validate(u) for u in version.unassigned],
+        kpis=Kpis.model_validate(version.kpis),
+    )
+
+
+@router.get("/v1/plans/current/kpis", response_model=Kpis)
+def current_kpis(
+    session: SessionDep,
+    service: ServiceDep,
+    p: Dispatcher,
+    day: Annotated[date | None, Query(alias="date")] = None,
+) -> Kpis:
+    return current_plan(session, service, p, day).kpis
+
+
+@router.get("/v1/plans/current/unassigned", response_model=list[Unassigned])
+def current_unassigned(
+    session: SessionDep,
+    service: ServiceDep,
+    p: Dispatcher,
+    day: Annotated[date | None, Query(alias="date")] = None,
+) -> list[Unassigned]:
+    return current_plan(session, service, p, day).unassigned
+
+
+@router.get("/v1/plans/{version_id}", response_model=Plan)
+def get_plan_version(version_id: int, session: SessionDep, _: Dispatcher) -> Plan:
+    version = session.get(PlanVersionRow, version_id)
+    if version is None:
+        raise NotFound(f"no plan version {version_id}")
+    return store.plan_model(session, version)
+
+
+@router.post("/v1/days/{day}/publish", response_model=PublishResult)
+def publish_day(day: date, session: SessionDep, _: Dispatcher) -> PublishResult:
+    """Publish a day: its visits become promises the nightly re-plan keeps."""
+    with session.begin():
+        pointer, moved = store.publish(session, day=day)
+    assert pointer.published_at is not None
+    return PublishResult(
+        date=day, plan_version=pointer.plan_version_id, published_at=pointer.published_at, dispatched=moved
+    )

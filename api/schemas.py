@@ -1,0 +1,212 @@
+"""Wire schemas of the HTTP API. Domain fields come from `models/`; these add what the wire needs."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from api.security import Role
+from models import GeoPoint, Job, JobKind, JobStatus, Kpis, Route, Technician, Unassigned, VisitStatus
+from models.common import Identifier, Strict
+
+JOB_EXAMPLE: dict[str, Any] = {
+    "id": "R-2026-0042",
+    "kind": "repair",
+    "address": "12 Rue de la République, 69002 Lyon",
+    "duration_minutes": 60,
+    "skills": {"boiler": 2},
+    "warranty": True,
+    "windows": [{"start": "2026-12-08T08:00:00", "end": "2026-12-08T12:00:00"}],
+    "notes": "Gate code 4711; dog in the yard.",
+}
+
+
+class ServiceRequestCreate(Job):
+    """A job as a dispatcher sends it: coordinates, or an address the service geocodes."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [JOB_EXAMPLE]})
+
+    location: GeoPoint | None = None  # type: ignore[assignment]
+    address: Annotated[str, Field(min_length=3, max_length=500)] | None = None
+    external_id: Annotated[str, Field(min_length=1, max_length=128)] | None = Field(
+        None, description="the client's own id; a repeated POST with it returns the first result"
+    )
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> ServiceRequestCreate:
+        if self.location is None and self.address is None:
+            raise ValueError("give `location` (lat/lon) or an `address` to geocode")
+        return self
+
+
+class BulkRequestsCreate(Strict):
+    requests: Annotated[list[ServiceRequestCreate], Field(min_length=1)]
+
+
+class BulkItem(BaseModel):
+    id: str
+    outcome: Literal["created", "existing"]
+
+
+class BulkResult(BaseModel):
+    created: int
+    existing: int
+    items: list[BulkItem]
+
+
+class ServiceRequestPublic(BaseModel):
+    id: str
+    external_id: str | None
+    status: JobStatus
+    job: Job
+    address: str | None
+    technician_id: str | None
+    planned_date: date | None
+    visit_status: VisitStatus | None
+    failure_reason: str | None
+    failures: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class TechnicianPublic(Technician):
+    active: bool = True
+
+
+class PlanRequest(Strict):
+    start: date | None = Field(None, description="first day; default today")
+    days: Annotated[int, Field(ge=1, le=31)] | None = Field(
+        None,
+        description="days; default today and the next working days (FIELDPLAN_HORIZON_WORKING_DAYS)",
+    )
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"start": "2026-12-08", "days": 2}]}
+    )
+
+
+class RunPublic(BaseModel):
+    id: int
+    trigger: str
+    status: Literal["queued", "running", "succeeded", "failed", "abandoned"]
+    phase: str
+    progress: float = Field(description="0 to 1; during the solve, the share of its time limit used")
+    requested_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    horizon_start: date
+    horizon_days: int
+    error: str | None
+    plan_version_id: int | None
+    summary: dict[str, Any] | None
+
+
+class RunAccepted(BaseModel):
+    run_id: int
+    status_url: str
+
+
+class DayPlan(BaseModel):
+    date: date
+    plan_version: int
+    published_at: datetime | None
+    routes: list[Route]
+    unassigned: list[Unassigned]
+    kpis: Kpis
+
+
+class PublishResult(BaseModel):
+    date: date
+    plan_version: int
+    published_at: datetime
+    dispatched: int = Field(description="requests moved from planned to dispatched by this call")
+
+
+class Stop(BaseModel):
+    seq: int
+    job_id: str
+    kind: JobKind
+    status: JobStatus
+    arrival: datetime
+    start: datetime
+    end: datetime
+    location: GeoPoint
+    address: str | None
+    skills: dict[str, int]
+    customer_id: str | None
+    notes: str | None
+    maps_url: str
+
+
+class RoutePublic(BaseModel):
+    technician_id: str
+    date: date
+    plan_version: int
+    published: bool
+    start: datetime | None
+    end: datetime | None
+    distance_km: float
+    break_: dict[str, datetime] | None = Field(None, alias="break", serialization_alias="break")
+    stops: list[Stop]
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+
+class VisitStatusUpdate(Strict):
+    status: VisitStatus
+    reason: Annotated[str, Field(min_length=1, max_length=2000)] | None = Field(
+        None, description="required when status is `failed`: why the visit could not be done"
+    )
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"status": "failed", "reason": "customer not at home"}]},
+    )
+
+    @model_validator(mode="after")
+    def _reason(self) -> VisitStatusUpdate:
+        if self.status == VisitStatus.FAILED and not self.reason:
+            raise ValueError("a failed visit needs a `reason`")
+        return self
+
+
+class KeyCreate(Strict):
+    role: Role
+    technician_id: Identifier | None = None
+    label: Annotated[str, Field(max_length=200)] | None = None
+
+    @model_validator(mode="after")
+    def _bound(self) -> KeyCreate:
+        if (self.role == Role.TECHNICIAN) != (self.technician_id is not None):
+            raise ValueError("a technician key needs `technician_id`; other roles take none")
+        return self
+
+
+class KeyPublic(BaseModel):
+    id: int
+    prefix: str
+    role: Role
+    technician_id: str | None
+    label: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class KeyCreated(KeyPublic):
+    key: str = Field(description="shown once; only its hash is stored")
+
+
+class LastRun(BaseModel):
+    id: int
+    trigger: str
+    status: str
+    finished_at: datetime | None
+    error: str | None
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: Literal["ok", "unreachable"]
+    last_nightly: LastRun | None

@@ -1,0 +1,79 @@
+"""API keys: random, shown once, stored only as a SHA-256 hash.
+
+The keys carry 256 bits of randomness, so a plain (unsalted) SHA-256 cannot be brute-forced and lets
+the service find a key by its hash in one indexed lookup.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.tables import ApiKeyRow, utcnow
+
+PREFIX = "fp_"
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    DISPATCHER = "dispatcher"
+    TECHNICIAN = "technician"
+
+
+@dataclass(frozen=True)
+class Principal:
+    key_id: int
+    role: Role
+    technician_id: str | None
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def new_key() -> str:
+    return PREFIX + secrets.token_urlsafe(32)
+
+
+def create_key(
+    session: Session, *, role: Role, technician_id: str | None = None, label: str | None = None
+) -> tuple[ApiKeyRow, str]:
+    """Store a new key and return it in clear text, the only time it exists outside the caller."""
+    if (role == Role.TECHNICIAN) != (technician_id is not None):
+        raise ValueError("a technician key names exactly one technician; other roles name none")
+    key = new_key()
+    row = ApiKeyRow(
+        key_hash=hash_key(key), prefix=key[:10], role=role.value, technician_id=technician_id, label=label
+    )
+    session.add(row)
+    session.flush()
+    return row, key
+
+
+def ensure_key(session: Session, key: str, *, role: Role, label: str) -> None:
+    """Register a configured key (the bootstrap admin key) once; idempotent across restarts."""
+    digest = hash_key(key)
+    if session.scalar(select(ApiKeyRow.id).where(ApiKeyRow.key_hash == digest)) is None:
+        session.add(ApiKeyRow(key_hash=digest, prefix=key[:6] + "…", role=role.value, label=label))
+
+
+def authenticate(session: Session, key: str) -> Principal | None:
+    row = session.scalar(
+        select(ApiKeyRow).where(ApiKeyRow.key_hash == hash_key(key), ApiKeyRow.revoked_at.is_(None))
+    )
+    if row is None:
+        return None
+    return Principal(key_id=row.id, role=Role(row.role), technician_id=row.technician_id)
+
+
+def revoke(session: Session, key_id: int) -> bool:
+    row = session.get(ApiKeyRow, key_id)
+    if row is None or row.revoked_at is not None:
+        return False
+    row.revoked_at = utcnow()
+    return True

@@ -1,0 +1,50 @@
+"""Service configuration from FIELDPLAN_* environment variables, read once through `get_settings()`."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from models.common import ClockTime
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FIELDPLAN_", extra="ignore")
+
+    database_url: str = Field(
+        "sqlite:///fieldplan.db", description="SQLAlchemy URL; postgresql+psycopg://... for PostgreSQL"
+    )
+    timezone: str = Field("Europe/Paris", description="the operation's local time zone")
+    admin_key: Annotated[str, Field(min_length=24)] | None = Field(
+        None, description="bootstrap admin API key; required unless --demo"
+    )
+    nightly_at: ClockTime = Field("02:00", description="local time of the nightly re-plan")  # type: ignore[assignment]
+    horizon_working_days: Annotated[int, Field(ge=1, le=20)] = 5
+    solve_seconds: Annotated[float, Field(gt=0, le=3600)] = 20.0
+    scheduler: bool = Field(True, description="run the nightly scheduler inside `fieldplan serve`")
+    lock_stale_seconds: Annotated[float, Field(gt=0)] = 120.0
+    geocoder: Literal["nominatim"] = "nominatim"
+    geocoder_domain: str = "nominatim.openstreetmap.org"
+    geocoder_scheme: Literal["http", "https"] = "https"
+    geocoder_user_agent: str = "fieldplan"
+    geocoder_min_delay_seconds: Annotated[float, Field(ge=0)] = 1.0
+    geocoder_timeout_seconds: Annotated[float, Field(gt=0)] = 5.0
+    max_body_bytes: Annotated[int, Field(gt=0)] = 8 * 1024 * 1024
+    max_bulk_requests: Annotated[int, Field(gt=0)] = 10_000
+    cors_origins: list[str] = Field(default_factory=list, description="CORS is off unless set")
+
+    @field_validator("database_url")
+    @classmethod
+    def _driver(cls, value: str) -> str:
+        # psycopg 3 is the driver we ship in the `postgres` extra; plain postgresql:// means it.
+        if value.startswith("postgresql://") or value.startswith("postgres://"):
+            return "postgresql+psycopg://" + value.split("://", 1)[1]
+        return value
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

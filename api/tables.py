@@ -1,0 +1,228 @@
+"""The service's tables (SQLAlchemy 2). Domain types stay in `models/`; rows here only store them.
+
+Plan versions are immutable once written; `current_plans` points each day at one version, so a
+reader that follows the pointer sees one whole version, never a mix.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on SQLite (no zones) as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+        datetime: UtcDateTime,
+    }
+
+
+class TechnicianRow(Base):
+    __tablename__ = "technicians"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    spec: Mapped[dict[str, Any]] = mapped_column(comment="models.Technician without its shifts")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    shifts: Mapped[list[ShiftRow]] = relationship(
+        back_populates="technician", cascade="all, delete-orphan", order_by="ShiftRow.date"
+    )
+
+
+class ShiftRow(Base):
+    __tablename__ = "technician_shifts"
+
+    technician_id: Mapped[str] = mapped_column(
+        ForeignKey("technicians.id", ondelete="CASCADE"), primary_key=True
+    )
+    date: Mapped[date] = mapped_column(Date, primary_key=True)
+    start: Mapped[str] = mapped_column(String(5))
+    end: Mapped[str] = mapped_column(String(5))
+    technician: Mapped[TechnicianRow] = relationship(back_populates="shifts")
+
+
+class RequestRow(Base):
+    """A service request: the job to plan and where it stands in its life cycle."""
+
+    __tablename__ = "service_requests"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    external_id: Mapped[str | None] = mapped_column(String(128), unique=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(comment="models.Job")
+    address: Mapped[str | None] = mapped_column(Text)
+    technician_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    planned_date: Mapped[date | None] = mapped_column(Date)
+    visit_status: Mapped[str | None] = mapped_column(String(16))
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class IdempotencyRow(Base):
+    __tablename__ = "idempotency_keys"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(100), primary_key=True)
+    body_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    response: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PlanVersionRow(Base):
+    __tablename__ = "plan_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    trigger: Mapped[str] = mapped_column(String(32))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("replan_runs.id"))
+    horizon_start: Mapped[date] = mapped_column(Date)
+    horizon_days: Mapped[int] = mapped_column(Integer)
+    timezone: Mapped[str] = mapped_column(String(64))
+    kpis: Mapped[dict[str, Any]] = mapped_column()
+    solver: Mapped[dict[str, Any]] = mapped_column()
+    unassigned: Mapped[list[Any]] = mapped_column()
+    routes: Mapped[list[RouteRow]] = relationship(
+        back_populates="version", order_by="(RouteRow.date, RouteRow.technician_id)"
+    )
+
+
+class RouteRow(Base):
+    __tablename__ = "plan_routes"
+    __table_args__ = (Index("ix_plan_routes_version_day_tech", "plan_version_id", "date", "technician_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    plan_version_id: Mapped[int] = mapped_column(ForeignKey("plan_versions.id", ondelete="CASCADE"))
+    technician_id: Mapped[str] = mapped_column(String(64))
+    date: Mapped[date] = mapped_column(Date)
+    start: Mapped[datetime] = mapped_column()
+    end: Mapped[datetime] = mapped_column()
+    distance_km: Mapped[float] = mapped_column(Float)
+    travel_minutes: Mapped[float] = mapped_column(Float)
+    overtime_minutes: Mapped[float] = mapped_column(Float)
+    break_start: Mapped[datetime | None] = mapped_column()
+    break_end: Mapped[datetime | None] = mapped_column()
+    version: Mapped[PlanVersionRow] = relationship(back_populates="routes")
+    visits: Mapped[list[VisitRow]] = relationship(back_populates="route", order_by="VisitRow.seq")
+
+
+class VisitRow(Base):
+    __tablename__ = "plan_visits"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    route_id: Mapped[int] = mapped_column(ForeignKey("plan_routes.id", ondelete="CASCADE"), index=True)
+    plan_version_id: Mapped[int] = mapped_column(
+        ForeignKey("plan_versions.id", ondelete="CASCADE"), index=True
+    )
+    seq: Mapped[int] = mapped_column(Integer)
+    job_id: Mapped[str] = mapped_column(String(64), index=True)
+    arrival: Mapped[datetime] = mapped_column()
+    start: Mapped[datetime] = mapped_column()
+    end: Mapped[datetime] = mapped_column()
+    route: Mapped[RouteRow] = relationship(back_populates="visits")
+
+
+class CurrentPlanRow(Base):
+    __tablename__ = "current_plans"
+
+    date: Mapped[date] = mapped_column(Date, primary_key=True)
+    plan_version_id: Mapped[int] = mapped_column(ForeignKey("plan_versions.id"))
+    published_at: Mapped[datetime | None] = mapped_column()
+
+
+class RunRow(Base):
+    __tablename__ = "replan_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    trigger: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+    horizon_start: Mapped[date] = mapped_column(Date)
+    horizon_days: Mapped[int] = mapped_column(Integer)
+    phase: Mapped[str] = mapped_column(String(32), default="queued")
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    error: Mapped[str | None] = mapped_column(Text)
+    plan_version_id: Mapped[int | None] = mapped_column(Integer)
+    holder: Mapped[str | None] = mapped_column(String(100))
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class LockRow(Base):
+    """One row per named lock; `holder` NULL means free. Works the same on SQLite and PostgreSQL."""
+
+    __tablename__ = "locks"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(100))
+    acquired_at: Mapped[datetime | None] = mapped_column()
+    heartbeat_at: Mapped[datetime | None] = mapped_column()
+
+
+class ApiKeyRow(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(12))
+    role: Mapped[str] = mapped_column(String(16))
+    technician_id: Mapped[str | None] = mapped_column(String(64))
+    label: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+class GeocodeRow(Base):
+    __tablename__ = "geocode_cache"
+
+    query: Mapped[str] = mapped_column(String(500), primary_key=True)
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    provider: Mapped[str] = mapped_column(String(32))
+    display_name: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
