@@ -1,4 +1,4 @@
-"""`fieldplan` command line: solve, validate and generate scenarios (and, later, serve).
+"""`fieldplan` command line: solve, validate and generate scenarios; serve, keys, scheduler.
 
 Bad files end with one readable line and exit code 2; a plan with violations exits 1.
 """
@@ -6,6 +6,7 @@ Bad files end with one readable line and exit code 2; a plan with violations exi
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 from datetime import date
@@ -13,11 +14,20 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy.exc import SQLAlchemyError
 
-from api.loading import BadInput, load
+from api import scheduler
+from api.app import create_app
+from api.context import Service
+from api.demo import seed
+from api.loading import BadInput, describe, load
 from api.report import print_plan
+from api.security import Role, create_key
+from api.settings import get_settings
+from api.tables import RunRow, TechnicianRow
 from models import Plan, Scenario
 from optimizer import SolveOptions, solve, validate_plan
 from scenarios.generate import PRESETS, REGIONS, generate
@@ -140,6 +150,110 @@ def generate_cmd(
     scenario = generate(name=name or preset or out_file.stem, start=first, seed=seed, **args)  # type: ignore[arg-type]
     out_file.write_text(json.dumps(scenario.model_dump(mode="json", exclude_none=True), indent=1) + "\n")
     out.print(f"wrote {out_file}: {len(scenario.technicians)} technicians, {len(scenario.jobs)} jobs")
+
+
+keys_app = typer.Typer(no_args_is_help=True, help="API keys of the service (shown once, stored hashed).")
+app.add_typer(keys_app, name="keys")
+
+
+def _service() -> Service:
+    try:
+        settings = get_settings()
+        return Service.open(settings)
+    except ValidationError as exc:
+        fail(f"configuration: {describe(exc)}")
+    except SQLAlchemyError as exc:
+        fail(f"database {get_settings().database_url.split('@')[-1]!r} is not usable: {type(exc).__name__}")
+    raise AssertionError("unreachable")
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[Role, typer.Option(help="admin, dispatcher or technician")],
+    technician: Annotated[
+        str | None, typer.Option(help="the technician a technician key is bound to")
+    ] = None,
+    label: str | None = None,
+) -> None:
+    """Print a new API key (FIELDPLAN_DATABASE_URL names the database)."""
+    if (role == Role.TECHNICIAN) != (technician is not None):
+        fail("--technician: a technician key needs --technician ID; other roles take none")
+    service = _service()
+    with service.sessions.begin() as session:
+        if technician is not None and session.get(TechnicianRow, technician) is None:
+            fail(f"--technician: no technician {technician!r} in the database")
+        row, key = create_key(session, role=role, technician_id=technician, label=label)
+    who = f" for {technician}" if technician else ""
+    out.print(f"{role.value} key{who} (id {row.id}, shown once): {key}", highlight=False, soft_wrap=True)
+
+
+@app.command("serve")
+def serve_cmd(
+    host: str = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    demo: Annotated[bool, typer.Option("--demo", help="fresh SQLite demo database dated from today")] = False,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="uvicorn worker processes")] = 1,
+) -> None:
+    """Run the HTTP service (and, unless FIELDPLAN_SCHEDULER=false, the nightly re-plan)."""
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if demo:
+        path = Path("fieldplan-demo.db").resolve()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        settings = get_settings().model_copy(update={"database_url": f"sqlite:///{path}"})
+        service = Service.open(settings)
+        err.print(f"demo database {path}: planning today's demo day ({settings.solve_seconds:.0f} s)...")
+        keys, run = seed(service, today=service.today())
+        out.print(f"demo plan: run {run.id} {run.status}, {run.summary}", highlight=False)
+        out.print(f"admin key: {keys.admin}", highlight=False, soft_wrap=True)
+        out.print(f"dispatcher key: {keys.dispatcher}", highlight=False, soft_wrap=True)
+        for tid, key in keys.technicians.items():
+            out.print(f"technician {tid} key: {key}", highlight=False, soft_wrap=True)
+        out.print(f"API docs: http://{host}:{port}/docs", highlight=False)
+        uvicorn.run(create_app(service, demo=True), host=host, port=port, log_level="info")
+        return
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        fail(f"configuration: {describe(exc)}")
+    if settings.admin_key is None:
+        fail(
+            "FIELDPLAN_ADMIN_KEY is not set (24+ characters): the service will not start without an admin "
+            "key; `fieldplan serve --demo` runs a throw-away demo instead"
+        )
+    if workers > 1:
+        uvicorn.run("api.app:factory", factory=True, host=host, port=port, workers=workers, log_level="info")
+    else:
+        uvicorn.run(create_app(settings=settings), host=host, port=port, log_level="info")
+
+
+@app.command("scheduler")
+def scheduler_cmd(
+    once: Annotated[bool, typer.Option("--once", help="run the nightly re-plan now, once, and exit")] = False,
+) -> None:
+    """Run the nightly re-plan as its own process (for deployments with several API workers)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    service = _service()
+    if once:
+        run_id = scheduler.run_nightly(service, trigger="nightly-manual", wait=True)
+        if run_id is None:
+            fail("another re-plan is running; try again when it has finished", code=1)
+        with service.sessions() as session:
+            run = session.get(RunRow, run_id)
+            assert run is not None
+            out.print(f"run {run.id}: {run.status} {run.summary or run.error}", highlight=False)
+            if run.status != "succeeded":
+                raise typer.Exit(1)
+        return
+    scheduler.on_startup(service)
+    sched = scheduler.start(service)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        sched.shutdown(wait=False)
 
 
 def main() -> None:

@@ -54,7 +54,9 @@ def nightly_horizon(service: Service) -> Horizon:
     return working_days_horizon(service.today(), service.settings.horizon_working_days)
 
 
-def start_run(service: Service, *, trigger: str, horizon: Horizon, wait: bool = False) -> int:
+def start_run(
+    service: Service, *, trigger: str, horizon: Horizon, wait: bool = False, from_now: bool = True
+) -> int:
     """Take the lock, record the run and execute it (in a thread unless `wait`). Returns the run id.
 
     Raises ReplanInProgress when another re-plan holds the lock, in this process or another.
@@ -75,6 +77,7 @@ def start_run(service: Service, *, trigger: str, horizon: Horizon, wait: bool = 
             horizon_days=horizon.days,
             holder=holder,
             requested_at=service.now(),
+            from_now=from_now,
         )
         session.add(run)
         session.flush()
@@ -164,6 +167,7 @@ def load_input(service: Service, run_id: int) -> tuple[ReplanInput, list[date]]:
         run = session.get(RunRow, run_id)
         assert run is not None
         horizon = Horizon(start=run.horizon_start, days=run.horizon_days)
+        from_now = run.from_now
         days = horizon.dates()
         previous, published = store.current_routes(session, days, service.tz)
         pool = [
@@ -179,7 +183,7 @@ def load_input(service: Service, run_id: int) -> tuple[ReplanInput, list[date]]:
         pool=pool,
         previous=previous,
         published_days=sorted(published),
-        not_before=service.now(),
+        not_before=service.now() if from_now else None,
         options=SolveOptions(time_limit_seconds=service.settings.solve_seconds, seed=run_id),
     )
     return data, days

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from api.context import Service
 from api.errors import ReplanInProgress
@@ -54,8 +54,15 @@ def last_due(service: Service, now: datetime) -> datetime:
 
 
 def missed_night(service: Service) -> bool:
+    """True when the last scheduled night passed without a nightly run, on a database older than it.
+
+    A database whose first run came after that night (a fresh install, a new demo) missed nothing.
+    """
     due = last_due(service, service.now())
     with service.sessions() as session:
+        first = session.scalar(select(func.min(RunRow.requested_at)))
+        if first is None or first >= due:
+            return False
         latest = session.scalar(
             select(RunRow.requested_at)
             .where(RunRow.trigger.in_(NIGHTLY_TRIGGERS))

@@ -82,6 +82,10 @@ class PlanRequest(Strict):
         description="days; default today and the next working days (FIELDPLAN_HORIZON_WORKING_DAYS)",
     )
 
+    from_now: bool = Field(
+        True, description="plan nothing new before now; false plans whole days even if they have begun"
+    )
+
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [{"start": "2026-12-08", "days": 2}]}
     )
@@ -100,6 +104,7 @@ class RunPublic(BaseModel):
     horizon_days: int
     error: str | None
     plan_version_id: int | None
+    from_now: bool
     summary: dict[str, Any] | None
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -190,6 +191,9 @@ class RunRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     plan_version_id: Mapped[int | None] = mapped_column(Integer)
     holder: Mapped[str | None] = mapped_column(String(100))
+    from_now: Mapped[bool] = mapped_column(
+        Boolean, default=True, server_default=true(), comment="plan nothing new before the run's start"
+    )
     summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 

@@ -38,7 +38,7 @@ def request_plan(body: PlanRequest, service: ServiceDep, _: Dispatcher) -> RunAc
         if body.days
         else working_days_horizon(start, service.settings.horizon_working_days)
     )
-    return _accepted(start_run(service, trigger="dispatcher", horizon=horizon))
+    return _accepted(start_run(service, trigger="dispatcher", horizon=horizon, from_now=body.from_now))
 
 
 @router.post("/v1/plans/nightly", status_code=status.HTTP_202_ACCEPTED, response_model=RunAccepted)

@@ -73,6 +73,7 @@ def upgrade() -> None:
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("plan_version_id", sa.Integer(), nullable=True),
         sa.Column("holder", sa.String(length=100), nullable=True),
+        sa.Column("from_now", sa.Boolean(), server_default=sa.true(), nullable=False),
         sa.Column("summary", sa.JSON(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )

@@ -1,0 +1,51 @@
+"""`fieldplan serve --demo`: a fresh SQLite database with a shipped scenario dated from today."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from api import store
+from api.context import Service
+from api.replan_job import start_run
+from api.security import Role, create_key
+from api.tables import RequestRow, RunRow
+from models import Horizon, JobStatus, Scenario
+from scenarios import SCENARIO_DIR
+from scenarios.dating import dated_from, repeat_shifts, working_days
+
+DEMO_SCENARIO = SCENARIO_DIR / "metro-day.json"
+
+
+@dataclass
+class DemoKeys:
+    admin: str
+    dispatcher: str
+    technicians: dict[str, str]
+
+
+def seed(service: Service, *, today: date, scenario_file: Path = DEMO_SCENARIO) -> tuple[DemoKeys, RunRow]:
+    """Technicians (with shifts today and the next working days), requests, keys and a first plan."""
+    scenario = dated_from(Scenario.model_validate_json(scenario_file.read_text()), today)
+    days = [today, *[d for d in working_days(today, 5) if d != today]][:5]
+    with service.sessions.begin() as session:
+        for tech in scenario.technicians:
+            store.put_technician(session, repeat_shifts(tech, days))
+        for job in scenario.jobs:
+            session.add(RequestRow(id=job.id, status=JobStatus.OPEN.value, spec=job.model_dump(mode="json")))
+        _, admin = create_key(session, role=Role.ADMIN, label="demo admin")
+        _, dispatcher = create_key(session, role=Role.DISPATCHER, label="demo dispatcher")
+    run_id = start_run(
+        service, trigger="demo", horizon=Horizon(start=today, days=1), wait=True, from_now=False
+    )
+    with service.sessions.begin() as session:
+        run = session.get(RunRow, run_id)
+        assert run is not None
+        busy = [r.technician_id for r in store.routes_of(session, version_id=run.plan_version_id or -1)]
+        techs = busy[:2] if len(busy) >= 2 else [t.id for t in scenario.technicians[:2]]
+        tech_keys = {}
+        for tid in techs:
+            _, key = create_key(session, role=Role.TECHNICIAN, technician_id=tid, label=f"demo {tid}")
+            tech_keys[tid] = key
+    return DemoKeys(admin=admin, dispatcher=dispatcher, technicians=tech_keys), run
