@@ -92,7 +92,9 @@ def settings_for(url: str, **extra: Any) -> Settings:
 @pytest.fixture
 def clock() -> Clock:
     """06:00 on the test Monday, before any shift starts."""
-    return Clock(datetime.fromisoformat(f"{DAY}T06:00").replace(tzinfo=ZoneInfo("Europe/Paris")).astimezone(UTC))
+    return Clock(
+        datetime.fromisoformat(f"{DAY}T06:00").replace(tzinfo=ZoneInfo("Europe/Paris")).astimezone(UTC)
+    )
 
 
 @pytest.fixture

@@ -44,13 +44,15 @@ def test_a_plan_requested_by_a_dispatcher_is_stored_and_passes_the_validator(
     assert validate_plan(scenario_of(client, loaded), plan) == []
     statuses = {r["id"]: r["status"] for r in client.get("/v1/requests", headers=h).json()}
     assert all(statuses[j] == "planned" for j in planned)
-    assert client.get("/v1/plans/current/kpis", params={"date": DAY}, headers=h).json()["jobs_planned"] == len(
-        planned
-    )
+    assert client.get("/v1/plans/current/kpis", params={"date": DAY}, headers=h).json()[
+        "jobs_planned"
+    ] == len(planned)
     assert client.get("/v1/plans/current/unassigned", params={"date": DAY}, headers=h).status_code == 200
 
 
-def test_a_technician_sees_only_their_own_route_in_json_ics_and_geojson(client: TestClient, loaded: Keys) -> None:
+def test_a_technician_sees_only_their_own_route_in_json_ics_and_geojson(
+    client: TestClient, loaded: Keys
+) -> None:
     plan_day(client, loaded)
     h = bearer(loaded.dispatcher)
     day = client.get("/v1/plans/current", params={"date": DAY}, headers=h).json()
@@ -110,7 +112,9 @@ def test_a_failed_visit_returns_raised_and_the_nightly_job_plans_it_again(
     tid, failed = route["technician_id"], route["visits"][0]["job_id"]
     before = client.get(f"/v1/requests/{failed}", headers=h).json()
     th = bearer(loaded.technician(tid))
-    assert client.post(f"/v1/visits/{failed}/status", json={"status": "failed"}, headers=th).status_code == 422
+    assert (
+        client.post(f"/v1/visits/{failed}/status", json={"status": "failed"}, headers=th).status_code == 422
+    )
     answer = client.post(
         f"/v1/visits/{failed}/status", json={"status": "failed", "reason": "customer not at home"}, headers=th
     )
@@ -120,9 +124,12 @@ def test_a_failed_visit_returns_raised_and_the_nightly_job_plans_it_again(
     assert after["job"]["priority"] == max(1, _priority(before["job"]) - 1)
     done = route["visits"][1]["job_id"] if len(route["visits"]) > 1 else None
     if done:
-        assert client.post(f"/v1/visits/{done}/status", json={"status": "completed"}, headers=th).json()[
-            "status"
-        ] == "done"
+        assert (
+            client.post(f"/v1/visits/{done}/status", json={"status": "completed"}, headers=th).json()[
+                "status"
+            ]
+            == "done"
+        )
 
     nightly = client.post("/v1/plans/nightly", headers=h)
     assert nightly.status_code == 202
@@ -193,7 +200,11 @@ def test_bulk_import_of_1000_requests_is_all_or_nothing_and_idempotent(
     client: TestClient, loaded: Keys, service: Service
 ) -> None:
     h = bearer(loaded.dispatcher)
-    bulk = {"requests": [job(f"B{i:04d}", lat=45.7 + (i % 50) / 500, lon=4.8 + (i // 50) / 500) for i in range(1000)]}
+    bulk = {
+        "requests": [
+            job(f"B{i:04d}", lat=45.7 + (i % 50) / 500, lon=4.8 + (i // 50) / 500) for i in range(1000)
+        ]
+    }
     answer = client.post("/v1/requests/bulk", json=bulk, headers={**h, "Idempotency-Key": "bulk-1"})
     assert answer.status_code == 200, answer.text[:300]
     assert answer.json()["created"] == 1000
@@ -215,7 +226,9 @@ def test_a_crash_while_writing_a_plan_leaves_the_previous_plan_current_and_no_or
 ) -> None:
     first = plan_day(client, loaded)
     with service.sessions() as session:
-        counts = [session.scalar(select(func.count()).select_from(t)) for t in (PlanVersionRow, RouteRow, VisitRow)]
+        counts = [
+            session.scalar(select(func.count()).select_from(t)) for t in (PlanVersionRow, RouteRow, VisitRow)
+        ]
 
     def crash(point: str) -> None:
         if point == "after_pointers":
@@ -274,7 +287,10 @@ def test_technicians_and_shifts_can_be_changed(client: TestClient, loaded: Keys)
     t1 = dict(FLEET[0], name="Renamed")
     assert client.put("/v1/technicians/T1", json=t1, headers=h).json()["name"] == "Renamed"
     assert client.put("/v1/technicians/T2", json=t1, headers=h).status_code == 422  # id mismatch
-    shifts = [{"date": DAY, "start": "09:00", "end": "12:00"}, {"date": "2026-12-08", "start": "08:00", "end": "16:00"}]
+    shifts = [
+        {"date": DAY, "start": "09:00", "end": "12:00"},
+        {"date": "2026-12-08", "start": "08:00", "end": "16:00"},
+    ]
     got = client.put("/v1/technicians/T1/shifts", json=shifts, headers=h).json()
     assert [(s["date"], s["start"]) for s in got["shifts"]] == [(DAY, "09:00"), ("2026-12-08", "08:00")]
     bad = [{"date": DAY, "start": "12:00", "end": "09:00"}]

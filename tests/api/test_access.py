@@ -1,0 +1,113 @@
+"""Who may call what: every endpoint × (no key, wrong key, technician, dispatcher, admin)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.context import Service
+from api.tables import ApiKeyRow
+from tests.api.conftest import FLEET, Keys, bearer
+from tests.conftest import DAY, job
+
+D, A, T = "dispatcher", "admin", "technician"
+# (method, path, body, roles allowed)
+ENDPOINTS: list[tuple[str, str, Any, set[str]]] = [
+    ("GET", "/v1/technicians", None, {D, A}),
+    ("POST", "/v1/technicians", dict(FLEET[0], id="T9"), {D, A}),
+    ("GET", "/v1/technicians/T1", None, {D, A}),
+    ("PUT", "/v1/technicians/T1", FLEET[0], {D, A}),
+    ("PUT", "/v1/technicians/T1/shifts", [{"date": DAY, "start": "08:00", "end": "17:00"}], {D, A}),
+    ("GET", "/v1/requests", None, {D, A}),
+    ("POST", "/v1/requests", job("Q1"), {D, A}),
+    ("POST", "/v1/requests/bulk", {"requests": [job("Q2")]}, {D, A}),
+    ("GET", "/v1/requests/Q1", None, {D, A}),
+    ("POST", "/v1/requests/Q1/cancel", None, {D, A}),
+    ("GET", "/v1/runs", None, {D, A}),
+    ("GET", "/v1/runs/1", None, {D, A}),
+    ("GET", f"/v1/plans/current?date={DAY}", None, {D, A}),
+    ("GET", f"/v1/plans/current/kpis?date={DAY}", None, {D, A}),
+    ("GET", f"/v1/plans/current/unassigned?date={DAY}", None, {D, A}),
+    ("GET", "/v1/plans/1", None, {D, A}),
+    ("POST", f"/v1/days/{DAY}/publish", None, {D, A}),
+    ("GET", f"/v1/me/route?date={DAY}", None, {T}),
+    ("GET", f"/v1/me/route.ics?date={DAY}", None, {T}),
+    ("GET", f"/v1/me/route.geojson?date={DAY}", None, {T}),
+    ("POST", "/v1/visits/R1/status", {"status": "en_route"}, {T}),
+    ("GET", "/v1/keys", None, {A}),
+    ("POST", "/v1/keys", {"role": "dispatcher"}, {A}),
+    ("DELETE", "/v1/keys/999", None, {A}),
+]
+CALLERS = ["none", "wrong", T, D, A]
+
+
+def _headers(keys: Keys, caller: str) -> dict[str, str]:
+    return {
+        "none": {},
+        "wrong": bearer("fp_" + "x" * 43),
+        T: bearer(keys.technician("T1")),
+        D: bearer(keys.dispatcher),
+        A: bearer(keys.admin),
+    }[caller]
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+def test_role_matrix(client: TestClient, loaded: Keys, caller: str) -> None:
+    """401 without a valid key, 403 outside the role, and never a 5xx for an allowed caller."""
+    # the keys endpoints also run for the POST /v1/plans endpoint, which starts a run: see test_service
+    for method, path, body, allowed in ENDPOINTS:
+        answer = client.request(method, path, json=body, headers=_headers(loaded, caller))
+        if caller in ("none", "wrong"):
+            expected: Any = 401
+            assert answer.headers.get("www-authenticate") == "Bearer", path
+        elif caller in allowed:
+            expected = "allowed"
+        else:
+            expected = 403
+        got = (
+            answer.status_code
+            if expected != "allowed"
+            else (
+                "allowed"
+                if answer.status_code < 500 and answer.status_code not in (401, 403)
+                else answer.status_code
+            )
+        )
+        assert got == expected, f"{caller} {method} {path}: {answer.status_code} {answer.text[:200]}"
+
+
+def test_plans_endpoint_roles(client: TestClient, loaded: Keys) -> None:
+    body = {"start": DAY, "days": 1}
+    assert client.post("/v1/plans", json=body).status_code == 401
+    assert client.post("/v1/plans", json=body, headers=bearer(loaded.technician("T1"))).status_code == 403
+    assert client.post("/v1/plans/nightly", headers=bearer(loaded.technician("T1"))).status_code == 403
+
+
+def test_keys_are_stored_hashed_shown_once_and_revoked_at_once(
+    client: TestClient, loaded: Keys, service: Service
+) -> None:
+    admin = bearer(loaded.admin)
+    made = client.post("/v1/keys", json={"role": "technician", "technician_id": "T2"}, headers=admin)
+    assert made.status_code == 201
+    key = made.json()["key"]
+    assert client.get("/v1/me/route", params={"date": DAY}, headers=bearer(key)).status_code in (200, 404)
+    listed = client.get("/v1/keys", headers=admin).json()
+    assert all("key" not in k for k in listed) and key not in str(listed)
+    with service.sessions() as session:
+        stored = [(r.key_hash, r.prefix) for r in session.query(ApiKeyRow)]
+    assert all(key != h and key not in h for h, _ in stored)
+    assert client.delete(f"/v1/keys/{made.json()['id']}", headers=admin).status_code == 204
+    gone = client.get("/v1/me/route", params={"date": DAY}, headers=bearer(key))
+    assert gone.status_code == 401 and key not in gone.text
+    assert client.post("/v1/keys", json={"role": "technician"}, headers=admin).status_code == 422
+    assert (
+        client.post("/v1/keys", json={"role": "technician", "technician_id": "T7"}, headers=admin).status_code
+        == 422
+    )
+
+
+def test_health_needs_no_key(client: TestClient) -> None:
+    answer = client.get("/health")
+    assert answer.status_code == 200 and answer.json()["database"] == "ok"
