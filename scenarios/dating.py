@@ -52,7 +52,8 @@ def repeat_shifts(tech: Technician, days: list[date]) -> Technician:
 
 
 def working_days(start: date, count: int) -> list[date]:
-    out, day = [], start
+    out: list[date] = []
+    day = start
     while len(out) < count:
         if day.weekday() < 5:
             out.append(day)

@@ -213,7 +213,7 @@ def test_bulk_import_of_1000_requests_is_all_or_nothing_and_idempotent(
     bad = {"requests": [job("C1"), job("C2", duration_minutes=-5)]}
     rejected = client.post("/v1/requests/bulk", json=bad, headers=h)
     assert rejected.status_code == 422
-    assert ["body", "requests", 1, "duration_minutes"] == rejected.json()["detail"][0]["loc"]
+    assert rejected.json()["detail"][0]["loc"] == ["body", "requests", 1, "duration_minutes"]
     dup = client.post("/v1/requests/bulk", json={"requests": [job("D1"), job("D1")]}, headers=h)
     assert dup.status_code == 422 and "D1" in dup.text
     with service.sessions() as session:

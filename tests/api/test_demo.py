@@ -1,0 +1,148 @@
+"""The newcomer's walk through `fieldplan serve --demo`, in a real process over real HTTP.
+
+Request a plan as dispatcher, pull a route as technician, mark a visit failed, trigger the nightly
+job and see the failed visit planned again: README's main-job command, end to end.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from api.cli import app
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(client: httpx.Client, key: str, run_id: int) -> dict:
+    for _ in range(600):
+        run = client.get(f"/v1/runs/{run_id}", headers={"Authorization": f"Bearer {key}"}).json()
+        if run["status"] not in ("queued", "running"):
+            return run
+        time.sleep(0.2)
+    raise AssertionError(f"run {run_id} did not finish")
+
+
+def test_serve_demo_walkthrough(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {**os.environ, "FIELDPLAN_SOLVE_SECONDS": "2", "FIELDPLAN_DATABASE_URL": "sqlite:///ignored.db"}
+    env.pop("FIELDPLAN_ADMIN_KEY", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from api.cli import main; main()", "serve", "--demo", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if "Uvicorn running" in line:
+                break
+        else:
+            pytest.fail("the demo did not start:\n" + "".join(lines))
+        text = "".join(lines)
+        dispatcher = re.search(r"^dispatcher key: (\S+)$", text, re.M)
+        techs = re.findall(r"^technician (\S+) key: (\S+)$", text, re.M)
+        assert dispatcher and len(techs) == 2, text
+        assert (tmp_path / "fieldplan-demo.db").exists() and not (tmp_path / "ignored.db").exists()
+        d = {"Authorization": f"Bearer {dispatcher.group(1)}"}
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            # the demo day is today: a technician already has a route
+            tid, tkey = techs[0]
+            t = {"Authorization": f"Bearer {tkey}"}
+            route = client.get("/v1/me/route", headers=t).json()
+            assert route["technician_id"] == tid and route["stops"], route
+            # the dispatcher re-plans today as a whole
+            run = _wait(
+                client,
+                dispatcher.group(1),
+                client.post("/v1/plans", json={"days": 1, "from_now": False}, headers=d).json()["run_id"],
+            )
+            assert run["status"] == "succeeded", run
+            route = client.get("/v1/me/route", headers=t).json()
+            free = [
+                s
+                for s in route["stops"]
+                if not client.get(f"/v1/requests/{s['job_id']}", headers=d).json()["job"]["windows"]
+            ]
+            victim = (free or route["stops"])[0]["job_id"]
+            failed = client.post(
+                f"/v1/visits/{victim}/status", json={"status": "failed", "reason": "no access"}, headers=t
+            )
+            assert failed.status_code == 200 and failed.json()["status"] == "failed"
+            nightly = client.post("/v1/plans/nightly", headers=d)
+            assert nightly.status_code == 202
+            run = _wait(client, dispatcher.group(1), nightly.json()["run_id"])
+            assert run["status"] == "succeeded", run
+            plan = client.get(f"/v1/plans/{run['plan_version_id']}", headers=d).json()
+            planned = {v["job_id"] for r in plan["routes"] for v in r["visits"]}
+            if free:
+                assert victim in planned
+                assert client.get(f"/v1/requests/{victim}", headers=d).json()["status"] == "planned"
+            else:
+                assert victim in planned | {u["job_id"] for u in plan["unassigned"]}
+            assert client.get("/health").json()["last_nightly"]["id"] == run["id"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_serve_without_an_admin_key_refuses_to_start(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from api.settings import get_settings
+
+    get_settings.cache_clear()
+    env = {"FIELDPLAN_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", "FIELDPLAN_ADMIN_KEY": ""}
+    os.environ.pop("FIELDPLAN_ADMIN_KEY", None)
+    result = CliRunner().invoke(app, ["serve"], env={k: v for k, v in env.items() if v})
+    assert result.exit_code == 2
+    assert "FIELDPLAN_ADMIN_KEY" in result.output and "Traceback" not in result.output
+
+
+def test_keys_create_prints_a_key_bound_to_a_technician(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from api import store
+    from api.context import Service
+    from api.settings import Settings
+    from models import Technician
+    from tests.conftest import tech
+
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    svc = Service.open(Settings(database_url=url))
+    with svc.sessions.begin() as session:
+        store.put_technician(session, Technician.model_validate(tech("T7")))
+    svc.close()
+    from api.settings import get_settings
+
+    get_settings.cache_clear()
+    env = {"FIELDPLAN_DATABASE_URL": url}
+    ok = CliRunner().invoke(app, ["keys", "create", "--role", "technician", "--technician", "T7"], env=env)
+    get_settings.cache_clear()
+    assert ok.exit_code == 0, ok.output
+    assert re.search(r"technician key for T7 \(id \d+, shown once\): fp_\S{20,}", ok.output.replace("\n", ""))
+    missing = CliRunner().invoke(
+        app, ["keys", "create", "--role", "technician", "--technician", "T8"], env=env
+    )
+    get_settings.cache_clear()
+    assert missing.exit_code == 2 and "T8" in missing.output
+    bad = CliRunner().invoke(app, ["keys", "create", "--role", "dispatcher", "--technician", "T7"], env=env)
+    get_settings.cache_clear()
+    assert bad.exit_code == 2
