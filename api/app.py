@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import scheduler
+from api import replan_job, scheduler
 from api.context import Service
 from api.errors import install_handlers
 from api.routes import health, keys, me, plans, requests, technicians
@@ -118,6 +118,7 @@ def create_app(
             if sched is not None:
                 sched.shutdown(wait=False)
             if own:
+                replan_job.shutdown_pool()
                 svc.close()
 
     app = FastAPI(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import threading
 import time
 import traceback
@@ -32,12 +33,37 @@ _pool: ProcessPoolExecutor | None = None
 _pool_guard = threading.Lock()
 
 
+def _watch_parent(parent: int) -> None:
+    """In the worker: exit when the service process is gone (even SIGKILLed), never linger orphaned."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def _worker_pool() -> ProcessPoolExecutor:
     global _pool
     with _pool_guard:
         if _pool is None:
-            _pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            _pool = ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_watch_parent,
+                initargs=(os.getpid(),),
+            )
         return _pool
+
+
+def shutdown_pool() -> None:
+    global _pool
+    with _pool_guard:
+        if _pool is not None:
+            _pool.shutdown(wait=False, cancel_futures=True)
+        _pool = None
 
 
 def _reset_pool() -> None:

@@ -285,7 +285,7 @@ def solve_pyvrp(inst: Instance, time_limit: float, seed: int) -> list[list[int]]
         m.add_client(
             locs[c],
             delivery=int(inst.demand[c]),
-            service_duration=int(round(inst.service[c] * SCALE)),
+            service_duration=round(inst.service[c] * SCALE),
             tw_early=int(inst.ready[c] * SCALE),
             tw_late=int(inst.due[c] * SCALE),
         )
@@ -318,7 +318,7 @@ def solve_vroom(inst: Instance, time_limit: float, seed: int) -> list[list[int]]
             vroom.Job(
                 c,
                 location=c,
-                default_service=int(round(inst.service[c] * SCALE)),
+                default_service=round(inst.service[c] * SCALE),
                 delivery=[int(inst.demand[c])],
                 time_windows=[vroom.TimeWindow(int(inst.ready[c] * SCALE), int(inst.due[c] * SCALE))],
             )

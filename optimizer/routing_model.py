@@ -156,8 +156,13 @@ def search(
     initial: list[list[int]] | None,
     progress: ProgressHook | None = None,
     deadline: float | None = None,
+    stop_when_all_served: bool = False,
 ) -> SearchResult:
-    """Warm-started guided local search, bounded by the time and solution limits."""
+    """Warm-started guided local search, bounded by the time and solution limits.
+
+    `stop_when_all_served` ends the search at the first solution that serves every job (the
+    route-minimisation phase asks only "do k-1 routes suffice?").
+    """
     began = time.monotonic()
     model = build_model(problem, options)
     routing, manager = model.routing, model.manager
@@ -175,10 +180,20 @@ def search(
 
     solutions = 0
     first: float | None = None
+    all_served = False
+    # With every job served the objective is below the smallest unserved penalty (they dominate).
+    unserved = options.weights.unserved_by_priority
+    smallest_penalty = min(
+        (_penalty(problem, unserved.get(int(pr), 120.0)) for pr in problem.priority), default=0
+    )
+    if stop_when_all_served:
+        routing.AddSearchMonitor(routing.solver().CustomLimit(lambda: all_served))
 
     def on_solution() -> None:
-        nonlocal solutions, first
+        nonlocal solutions, first, all_served
         solutions += 1
+        if stop_when_all_served and routing.CostVar().Value() < smallest_penalty:
+            all_served = True
         elapsed = time.monotonic() - began
         if first is None:
             first = elapsed
