@@ -18,6 +18,8 @@ from optimizer.options import SolveOptions
 from optimizer.problem import Problem
 from optimizer.routing_model import ProgressHook, RawRoute, search
 
+MAX_FAILED_IN_A_ROW = 3  # then the time is better spent polishing the routes kept
+
 
 def minimise_routes(
     problem: Problem,
@@ -35,7 +37,7 @@ def minimise_routes(
         if len(used) <= 1:
             break
         candidates = [r for r in used if r.vehicle not in failed]
-        if not candidates:
+        if not candidates or len(failed) >= MAX_FAILED_IN_A_ROW:
             break
         # The route with the least work is the easiest to spread over the others.
         victim = min(candidates, key=lambda r: (len(r.nodes), int(np.sum(problem.service[r.nodes]))))

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2
+from ortools.util import optional_boolean_pb2
 
 from optimizer.construct import vehicle_node_costs
 from optimizer.options import SolveOptions
@@ -44,6 +45,13 @@ class SearchResult:
     phases: list[str] = field(default_factory=list)
 
 
+INSERTION_OPERATORS = (
+    "use_relocate_and_make_active",
+    "use_exchange_and_make_active",
+    "use_extended_swap_active",
+)
+
+
 def _per_tick(weight: float) -> int:
     """A weight in travel-minutes per minute -> integer cost per tick (travel costs 1 per tick)."""
     return round(weight * COST_PER_TRAVEL_TICK)
@@ -61,7 +69,7 @@ class Model:
     breaks: dict[int, pywrapcp.IntervalVar]
 
 
-def build_model(problem: Problem, options: SolveOptions) -> Model:
+def build_model(problem: Problem, options: SolveOptions, *, compact: bool = False) -> Model:
     p, w = problem, options.weights
     vehicles = p.vehicles
     manager = pywrapcp.RoutingIndexManager(
@@ -81,6 +89,9 @@ def build_model(problem: Problem, options: SolveOptions) -> Model:
     time_cb = routing.RegisterTransitMatrix(timed.tolist())
     routing.AddDimension(time_cb, horizon, horizon, False, "time")
     time_dim = routing.GetDimensionOrDie("time")
+    if compact:
+        # Shorter days leave room: the route-minimisation phase rewards slack, not only less driving.
+        time_dim.SetSpanCostCoefficientForAllVehicles(COST_PER_TRAVEL_TICK)
     overtime = _per_tick(w.overtime_per_minute)
     for v in vehicles:
         start, end = routing.Start(v.index), routing.End(v.index)
@@ -164,7 +175,7 @@ def search(
     route-minimisation phase asks only "do k-1 routes suffice?").
     """
     began = time.monotonic()
-    model = build_model(problem, options)
+    model = build_model(problem, options, compact=stop_when_all_served)
     routing, manager = model.routing, model.manager
     params = pywrapcp.DefaultRoutingSearchParameters()
     params.first_solution_strategy = routing_enums_pb2.FirstSolutionStrategy.PARALLEL_CHEAPEST_INSERTION
@@ -176,6 +187,11 @@ def search(
     if not options.local_search:
         params.local_search_metaheuristic = routing_enums_pb2.LocalSearchMetaheuristic.GREEDY_DESCENT
         params.solution_limit = 1
+    if stop_when_all_served:
+        # Inserting the jobs of a removed route needs moves that eject others to make room.
+        ops = params.local_search_operators
+        for name in INSERTION_OPERATORS:
+            setattr(ops, name, optional_boolean_pb2.BOOL_TRUE)
     routing.CloseModelWithParameters(params)
 
     solutions = 0
