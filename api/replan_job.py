@@ -13,8 +13,10 @@ import os
 import threading
 import time
 import traceback
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from datetime import date
 
 from sqlalchemy import select
@@ -29,6 +31,8 @@ from optimizer.replan import PoolJob, ReplanInput, ReplanResult, replan, working
 
 log = logging.getLogger("fieldplan.replan")
 LOCK = "replan"
+#: The pure re-plan step the worker runs; tests swap it for one that fails or hangs.
+SOLVER: Callable[[ReplanInput], ReplanResult] = replan
 _pool: ProcessPoolExecutor | None = None
 _pool_guard = threading.Lock()
 
@@ -140,17 +144,18 @@ def execute_run(service: Service, run_id: int, holder: str) -> None:
         data, days = load_input(service, run_id)
         _set(service, run_id, phase="solving")
         began = time.monotonic()
-        future = _worker_pool().submit(replan, data)
+        future = _worker_pool().submit(SOLVER, data)
+        timeout = service.settings.solve_timeout_seconds or limit * 3 + 120
         try:
-            result: ReplanResult = future.result(timeout=limit * 3 + 120)
+            result: ReplanResult = future.result(timeout=timeout)
         except BrokenProcessPool:
             _reset_pool()
             raise
         except TimeoutError:
             _reset_pool()
-            raise RuntimeError(f"the solver did not return within {limit * 3 + 120:.0f} s") from None
+            raise RuntimeError(f"the solver did not return within {timeout:.0f} s") from None
         _set(service, run_id, phase="storing", progress=0.99)
-        with service.sessions.begin() as session:
+        with service.sessions.begin() as session, _paused(service.settings.test_pause_at):
             run = session.get(RunRow, run_id)
             assert run is not None
             version = store.store_plan(
@@ -213,6 +218,28 @@ def load_input(service: Service, run_id: int) -> tuple[ReplanInput, list[date]]:
         options=SolveOptions(time_limit_seconds=service.settings.solve_seconds, seed=run_id),
     )
     return data, days
+
+
+@contextmanager
+def _paused(spec: str | None) -> Iterator[None]:
+    """Fault injection for the crash tests: sleep at a named point of the plan write."""
+    if not spec:
+        yield
+        return
+    point, _, seconds = spec.partition(":")
+    previous = store.fault_point
+
+    def pause(name: str) -> None:
+        previous(name)
+        if name == point:
+            log.warning("test pause at %s for %s s", point, seconds)
+            time.sleep(float(seconds or 30))
+
+    store.fault_point = pause
+    try:
+        yield
+    finally:
+        store.fault_point = previous
 
 
 def _set(service: Service, run_id: int, **values: object) -> None:

@@ -35,6 +35,12 @@ class Settings(BaseSettings):
     max_body_bytes: Annotated[int, Field(gt=0)] = 8 * 1024 * 1024
     max_bulk_requests: Annotated[int, Field(gt=0)] = 10_000
     cors_origins: list[str] = Field(default_factory=list, description="CORS is off unless set")
+    solve_timeout_seconds: Annotated[float, Field(gt=0)] | None = Field(
+        None, description="a re-plan whose solver has not answered by then fails; default 3 x limit + 120 s"
+    )
+    test_pause_at: str | None = Field(
+        None, description="TESTING ONLY: 'POINT:SECONDS' pauses a plan write there (fault-injection tests)"
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -92,3 +92,38 @@ def test_validate_exits_1_on_a_tampered_plan(tmp_path: Path) -> None:
     result = runner.invoke(app, ["validate", str(scenario_path), str(out)])
     assert result.exit_code == 1
     assert "DUPLICATE_JOB" in result.output
+
+
+def _scenario_with(**job_extra: object) -> bytes:
+    from tests.conftest import job, scenario_dict, tech
+
+    return json.dumps(scenario_dict([tech("A")], [{**job("J1"), **job_extra}])).encode()
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (_scenario_with().replace(b'"lat": 45.77', b'"lat": NaN'), "lat"),  # NaN coordinate
+        (_scenario_with(location={"lat": 95, "lon": 4}), "lat"),  # off the globe
+        (_scenario_with(windows=[{"start": "2026-12-07T12:00", "end": "2026-12-07T09:00"}]), "window"),
+        (
+            _scenario_with(windows=[{"start": "2027-03-01T08:00", "end": "2027-03-01T09:00"}]),
+            "outside the horizon",
+        ),
+        (_scenario_with(duration_minutes=0), "duration_minutes"),
+        (_scenario_with(duration_minutes=10_000), "duration_minutes"),
+        (_scenario_with(kind="alchemy"), "kind"),
+        (_scenario_with(skills={"HVAC!": 2}), "skill"),
+        (_scenario_with(id="J1\x00"), "id"),
+        (_scenario_with(id="J1'; DROP TABLE x;--"), "id"),
+        (b'{"name": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "error"),
+    ],
+)
+def test_hostile_scenario_files_exit_2_with_one_line(tmp_path: Path, content: bytes, expected: str) -> None:
+    bad = tmp_path / "hostile.json"
+    bad.write_bytes(content)
+    result = runner.invoke(app, ["solve", str(bad)])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and expected in lines[0].lower(), result.output
+    assert "Traceback" not in result.output
