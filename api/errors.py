@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -56,6 +57,16 @@ class PayloadTooLarge(ServiceError):
 
 
 def install_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's default echoes every bad `input` back: NaN cannot be encoded (a 500), a 10,000-job
+        # bulk would come back whole, and a pasted secret would be reflected. Field, reason, kind only.
+        detail = [
+            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+            for e in exc.errors()[:50]
+        ]
+        return JSONResponse(status_code=422, content={"detail": detail})
+
     @app.exception_handler(Unprocessable)
     async def _unprocessable(_: Request, exc: Unprocessable) -> JSONResponse:
         return JSONResponse(

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from fastapi import Path as PathParam
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from api.security import Role
 from models import GeoPoint, Job, JobKind, JobStatus, Kpis, Route, Technician, Unassigned, VisitStatus
@@ -82,7 +83,7 @@ class PlanRequest(Strict):
         description="days; default today and the next working days (FIELDPLAN_HORIZON_WORKING_DAYS)",
     )
 
-    from_now: bool = Field(
+    from_now: StrictBool = Field(
         True, description="plan nothing new before now; false plans whole days even if they have begun"
     )
 
@@ -215,3 +216,28 @@ class Health(BaseModel):
     status: Literal["ok", "degraded"]
     database: Literal["ok", "unreachable"]
     last_nightly: LastRun | None
+
+
+class ErrorBody(BaseModel):
+    detail: str
+    code: str | None = None
+
+
+def _err(text: str) -> dict[str, Any]:
+    return {"model": ErrorBody, "description": text}
+
+
+#: Answers every protected operation may give besides its own; documented so clients can rely on them.
+PROTECTED: dict[int | str, dict[str, Any]] = {
+    400: _err("the body is not parseable JSON"),
+    401: _err("missing, invalid or revoked API key"),
+    403: _err("the key's role may not do this"),
+    404: _err("no such resource (or not yours to see)"),
+    409: _err("conflicts with the current state (exists, running, done)"),
+    413: _err("body over FIELDPLAN_MAX_BODY_BYTES, or a bulk over FIELDPLAN_MAX_BULK_REQUESTS"),
+    503: _err("the database is not reachable; retry after the Retry-After seconds"),
+}
+
+
+#: Row ids in paths: positive and within a 32-bit INTEGER column, so no id reaches the database unfit.
+RowId = Annotated[int, PathParam(ge=1, le=2_147_483_647)]

@@ -42,8 +42,18 @@ def _parse_hhmm(value: object) -> time:
     return time(hours, minutes)
 
 
-Identifier = Annotated[str, AfterValidator(_check_id)]
-SkillName = Annotated[str, AfterValidator(_check_skill)]
+# The rules are checked by the validators (readable messages) and published in the JSON schema
+# (so API clients and fuzzers see them).
+Identifier = Annotated[
+    str,
+    AfterValidator(_check_id),
+    Field(json_schema_extra={"pattern": _ID_RE.pattern, "minLength": 1, "maxLength": 64}),
+]
+SkillName = Annotated[
+    str,
+    AfterValidator(_check_skill),
+    Field(json_schema_extra={"pattern": _SKILL_RE.pattern, "minLength": 1, "maxLength": 40}),
+]
 # A wall-clock time written "HH:MM" in files; minutes past midnight is what the optimizer needs.
 ClockTime = Annotated[
     time,

@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, StrictBool, field_validator, model_validator
 
 from models.common import (
     ClockTime,
@@ -186,9 +186,9 @@ class Job(Strict):
     )
     release: datetime | None = Field(None, description="earliest start, e.g. a spare part arrives")
     due: datetime | None = Field(None, description="SLA deadline (soft): finish by then")
-    warranty: bool = False
+    warranty: StrictBool = False
     contract: Contract = Contract.NONE
-    emergency: bool = False
+    emergency: StrictBool = False
     priority: Priority | None = Field(None, description="explicit; else derived (README)")
     preferred_technicians: list[Identifier] = Field(default_factory=list)
     excluded_technicians: list[Identifier] = Field(default_factory=list)

@@ -7,11 +7,11 @@ from sqlalchemy import select
 
 from api.deps import Admin, SessionDep
 from api.errors import NotFound, Unprocessable
-from api.schemas import KeyCreate, KeyCreated, KeyPublic
+from api.schemas import PROTECTED, KeyCreate, KeyCreated, KeyPublic, RowId
 from api.security import create_key, revoke
 from api.tables import ApiKeyRow, TechnicianRow
 
-router = APIRouter(prefix="/v1/keys", tags=["keys"])
+router = APIRouter(prefix="/v1/keys", tags=["keys"], responses=PROTECTED)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=KeyCreated)
@@ -31,7 +31,7 @@ def list_keys(session: SessionDep, _: Admin) -> list[KeyPublic]:
 
 
 @router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
-def revoke_key(key_id: int, session: SessionDep, _: Admin) -> Response:
+def revoke_key(key_id: RowId, session: SessionDep, _: Admin) -> Response:
     with session.begin():
         if not revoke(session, key_id):
             raise NotFound(f"no active key {key_id}")

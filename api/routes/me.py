@@ -19,12 +19,12 @@ from api.deps import CurrentTechnician, ServiceDep, SessionDep
 from api.errors import Conflict, NotFound
 from api.exports import FeatureCollection, maps_url, to_geojson, to_ics
 from api.routes.requests import public
-from api.schemas import RoutePublic, ServiceRequestPublic, Stop, VisitStatusUpdate
+from api.schemas import PROTECTED, RoutePublic, ServiceRequestPublic, Stop, VisitStatusUpdate
 from api.tables import CurrentPlanRow, RequestRow, TechnicianRow
 from models import VISIT_TO_JOB, GeoPoint, Job, JobStatus, VisitStatus
 from optimizer.replan import raised_priority
 
-router = APIRouter(tags=["technician"])
+router = APIRouter(tags=["technician"], responses=PROTECTED)
 DayQuery = Annotated[date | None, Query(alias="date", description="default: today")]
 
 

@@ -12,12 +12,12 @@ from api import store
 from api.deps import Dispatcher, ServiceDep, SessionDep
 from api.errors import NotFound
 from api.replan_job import nightly_horizon, start_run
-from api.schemas import DayPlan, PlanRequest, PublishResult, RunAccepted, RunPublic
+from api.schemas import PROTECTED, DayPlan, PlanRequest, PublishResult, RowId, RunAccepted, RunPublic
 from api.tables import CurrentPlanRow, PlanVersionRow, RunRow
 from models import Horizon, Kpis, Plan, Unassigned
 from optimizer.replan import working_days_horizon
 
-router = APIRouter(tags=["plans"])
+router = APIRouter(tags=["plans"], responses=PROTECTED)
 
 
 def _accepted(run_id: int) -> RunAccepted:
@@ -52,7 +52,7 @@ def run_public(row: RunRow) -> RunPublic:
 
 
 @router.get("/v1/runs/{run_id}", response_model=RunPublic)
-def get_run(run_id: int, session: SessionDep, _: Dispatcher) -> RunPublic:
+def get_run(run_id: RowId, session: SessionDep, _: Dispatcher) -> RunPublic:
     row = session.get(RunRow, run_id)
     if row is None:
         raise NotFound(f"no run {run_id}")
@@ -111,8 +111,8 @@ def current_unassigned(
     return current_plan(session, service, p, day).unassigned
 
 
-@router.get("/v1/plans/{version_id}", response_model=Plan)
-def get_plan_version(version_id: int, session: SessionDep, _: Dispatcher) -> Plan:
+@router.get("/v1/plans/{version_id:int}", response_model=Plan)
+def get_plan_version(version_id: RowId, session: SessionDep, _: Dispatcher) -> Plan:
     version = session.get(PlanVersionRow, version_id)
     if version is None:
         raise NotFound(f"no plan version {version_id}")

@@ -15,12 +15,19 @@ from api import idempotency
 from api.deps import Dispatcher, ServiceDep, SessionDep
 from api.errors import Conflict, NotFound, PayloadTooLarge, Unprocessable
 from api.geocode import geocode
-from api.schemas import BulkItem, BulkRequestsCreate, BulkResult, ServiceRequestCreate, ServiceRequestPublic
+from api.schemas import (
+    PROTECTED,
+    BulkItem,
+    BulkRequestsCreate,
+    BulkResult,
+    ServiceRequestCreate,
+    ServiceRequestPublic,
+)
 from api.settings import Settings
 from api.tables import RequestRow
 from models import Job, JobStatus
 
-router = APIRouter(prefix="/v1/requests", tags=["service requests"])
+router = APIRouter(prefix="/v1/requests", tags=["service requests"], responses=PROTECTED)
 IdemKey = Annotated[
     str | None,
     Header(

@@ -7,11 +7,11 @@ from fastapi import APIRouter, status
 from api import store
 from api.deps import Dispatcher, SessionDep
 from api.errors import Conflict, NotFound, Unprocessable
-from api.schemas import TechnicianPublic
+from api.schemas import PROTECTED, TechnicianPublic
 from api.tables import TechnicianRow
 from models import Shift, Technician
 
-router = APIRouter(prefix="/v1/technicians", tags=["technicians"])
+router = APIRouter(prefix="/v1/technicians", tags=["technicians"], responses=PROTECTED)
 
 
 def _public(row: TechnicianRow) -> TechnicianPublic:

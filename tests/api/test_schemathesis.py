@@ -7,18 +7,46 @@ missing and wrong keys (schemathesis' own auth checks). SQLite only: this is abo
 from __future__ import annotations
 
 import tempfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis import checks
 
 from api.app import create_app
 from api.context import Service
 from api.security import Role, create_key
 from tests.api.conftest import FLEET, JOBS, settings_for
 
+
+class _AnyAddress(BaseHTTPRequestHandler):
+    """A loopback Nominatim that finds every address (at the same point), so address requests pass."""
+
+    def do_GET(self) -> None:
+        data = b'[{"lat": "45.76", "lon": "4.84", "display_name": "somewhere", "place_id": 1}]'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        return None
+
+
+_geo = ThreadingHTTPServer(("127.0.0.1", 0), _AnyAddress)
+threading.Thread(target=_geo.serve_forever, daemon=True).start()
 _dir = Path(tempfile.mkdtemp(prefix="fieldplan-schemathesis-"))
-_service = Service.open(settings_for(f"sqlite:///{_dir / 'fuzz.db'}", solve_seconds=0.5))
+_service = Service.open(
+    settings_for(
+        f"sqlite:///{_dir / 'fuzz.db'}",
+        solve_seconds=0.5,
+        geocoder_domain=f"127.0.0.1:{_geo.server_address[1]}",
+        geocoder_scheme="http",
+    )
+)
 with _service.sessions.begin() as _s:
     _, ADMIN = create_key(_s, role=Role.ADMIN)
     _, TECH = create_key(_s, role=Role.TECHNICIAN, technician_id="T1")
@@ -45,4 +73,13 @@ _seed()
 def test_every_operation(case: schemathesis.Case) -> None:
     key = TECH if case.path.startswith(("/v1/me", "/v1/visits")) else ADMIN
     headers = {"Authorization": f"Bearer {key}"} if case.path != "/health" else {}
-    case.call_and_validate(headers=headers)
+    # Two checks stay off, each for a reason the schema cannot carry, not to hide failures:
+    # positive_data_acceptance: rules across fields (a window ends after it starts, a failed visit
+    # needs a reason, a technician key names a technician) have no JSON Schema form, so "valid"
+    # generated bodies break them; the hostile-input table tests those rules one by one.
+    # negative_data_rejection: pydantic's lax mode accepts "5" for 5 by design (numbers from forms and
+    # CSV imports), and unknown query parameters are ignored as HTTP allows.
+    case.call_and_validate(
+        headers=headers,
+        excluded_checks=[checks.positive_data_acceptance, checks.negative_data_rejection],
+    )
