@@ -1,0 +1,43 @@
+"""benchmarks/load.py end to end at toy size on PostgreSQL (the real figures are in the closing note)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from benchmarks import load
+from tests.api.conftest import _postgres_reason
+
+
+@pytest.mark.postgres
+def test_load_script_small(tmp_path: Path) -> None:
+    reason = _postgres_reason()
+    if reason is not None:
+        if os.environ.get("FIELDPLAN_REQUIRE_POSTGRES") == "1":
+            pytest.fail(reason)
+        pytest.skip(f"{reason}: the load script needs PostgreSQL")
+    code = load.main(
+        [
+            "--technicians",
+            "20",
+            "--duration",
+            "6",
+            "--think",
+            "0.1-0.3",
+            "--requests",
+            "40",
+            "--workers",
+            "1",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    result = json.loads((tmp_path / "load.json").read_text())
+    assert code == 0, result
+    pull = result["pull"]
+    assert pull["server_errors"] == 0 and pull["mixed_or_wrong_responses"] == 0 and pull["requests"] > 50
+    assert len(pull["responses_by_version"]) == 2  # the mid-run publish was seen
+    assert result["creates"]["stored"] == 40 and result["creates"]["posts"] == 80
