@@ -111,3 +111,22 @@ def test_keys_are_stored_hashed_shown_once_and_revoked_at_once(
 def test_health_needs_no_key(client: TestClient) -> None:
     answer = client.get("/health")
     assert answer.status_code == 200 and answer.json()["database"] == "ok"
+
+
+def test_no_key_or_secret_in_logs_or_error_bodies(
+    client: TestClient, loaded: Keys, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    wrong = "fp_" + "s3cr3t" * 7
+    bodies = []
+    for key in (wrong, loaded.dispatcher, loaded.technician("T1"), loaded.admin):
+        for method, path, body, _ in ENDPOINTS:
+            bodies.append(client.request(method, path, json=body, headers=bearer(key)).text)
+    made = client.post("/v1/keys", json={"role": "dispatcher"}, headers=bearer(loaded.admin)).json()["key"]
+    secrets_ = [wrong, loaded.dispatcher, loaded.technician("T1"), loaded.admin]
+    text = caplog.text + "".join(bodies)
+    for secret in secrets_:
+        assert secret not in text
+    assert made not in caplog.text
