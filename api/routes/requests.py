@@ -190,7 +190,7 @@ def list_requests(
     _: Dispatcher,
     status_: Annotated[JobStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2_147_483_647)] = 0,
 ) -> list[ServiceRequestPublic]:
     query = select(RequestRow).order_by(RequestRow.created_at, RequestRow.id).limit(limit).offset(offset)
     if status_ is not None:

@@ -69,7 +69,7 @@ _seed()
 
 
 @schema.parametrize()
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_every_operation(case: schemathesis.Case) -> None:
     key = TECH if case.path.startswith(("/v1/me", "/v1/visits")) else ADMIN
     headers = {"Authorization": f"Bearer {key}"} if case.path != "/health" else {}
