@@ -149,7 +149,7 @@ def create_app(
             allowed: set[str] = set()
             for route in app.router.routes:
                 match, _ = route.matches(request.scope)
-                if match != Match.NONE and isinstance(route, APIRoute):
+                if match != Match.NONE and isinstance(route, APIRoute) and route.methods:
                     allowed |= route.methods
             headers["Allow"] = ", ".join(sorted(allowed))
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)

@@ -101,6 +101,10 @@ def create_request(
                 if existing is not None:
                     return JSONResponse(jsonable_encoder(public(existing)), status_code=200)
                 if session.get(RequestRow, body.id) is not None:
+                    # A twin with the same key may have committed between the replay check and now.
+                    replayed = idempotency.replay(session, key=idempotency_key, scope=scope, digest=digest)
+                    if replayed is not None:
+                        return replayed
                     raise Conflict(
                         f"request {body.id!r} exists; give a new id or repeat with its external_id"
                     )
