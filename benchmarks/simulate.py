@@ -31,21 +31,12 @@ from typing import Literal
 from models import Job, JobStatus, ReasonCode, Route, Scenario
 from optimizer import SolveOptions
 from optimizer.replan import PoolJob, ReplanInput, raised_priority, replan, working_days_horizon
+from scenarios.dating import working_days
 from scenarios.generate import generate
 
 RESULTS = Path(__file__).parent / "results"
 Policy = Literal["greedy", "scratch", "stable"]
 POLICIES: tuple[Policy, ...] = ("greedy", "scratch", "stable")
-
-
-def working_days(start: date, count: int) -> list[date]:
-    out: list[date] = []
-    day = start
-    while len(out) < count:
-        if day.weekday() < 5:
-            out.append(day)
-        day += timedelta(days=1)
-    return out
 
 
 @dataclass

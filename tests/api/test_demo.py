@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -18,12 +17,7 @@ import httpx
 import pytest
 
 from api.cli import app
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.api.proc import free_port
 
 
 def _wait(client: httpx.Client, key: str, run_id: int) -> dict:
@@ -36,7 +30,7 @@ def _wait(client: httpx.Client, key: str, run_id: int) -> dict:
 
 
 def test_serve_demo_walkthrough(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "FIELDPLAN_SOLVE_SECONDS": "2", "FIELDPLAN_DATABASE_URL": "sqlite:///ignored.db"}
     env.pop("FIELDPLAN_ADMIN_KEY", None)
     proc = subprocess.Popen(
