@@ -175,6 +175,8 @@ async def technicians_pull(
     versions: dict[int, int] = {}
     errors: list[str] = []
     published: list[int] = []
+    stamps: list[float] = []
+    window: list[float] = []
     began = time.perf_counter()
     stop_at = began + duration
     limits = httpx.Limits(max_connections=len(keys) + 10, max_keepalive_connections=len(keys) + 10)
@@ -193,6 +195,7 @@ async def technicians_pull(
                     errors.append(type(exc).__name__)
                     continue
                 latencies.append(time.perf_counter() - t0)
+                stamps.append(t0)
                 codes[answer.status_code] = codes.get(answer.status_code, 0) + 1
                 if answer.status_code == 200:
                     body = answer.json()
@@ -207,12 +210,14 @@ async def technicians_pull(
 
         async def publisher() -> None:
             await asyncio.sleep(publish_at)
+            window.append(time.perf_counter())
             ctx = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
                 version, routes = await asyncio.wrap_future(pool.submit(*publish))  # type: ignore[arg-type]
             for tid, jobs in routes.items():
                 expected[(tid, version)] = jobs
             published.append(version)
+            window.append(time.perf_counter())
 
         early: list[tuple[str, int, list[str]]] = []
         await asyncio.gather(publisher(), *(user(t, k) for t, k in keys.items()))
@@ -225,7 +230,14 @@ async def technicians_pull(
     def pct(p: float) -> float:
         return round(1000 * lat[min(len(lat) - 1, int(p * len(lat)))], 1) if lat else float("nan")
 
+    quiet = sorted(
+        x
+        for x, t in zip(latencies, stamps, strict=True)
+        if not (window and window[0] - 1 <= t <= window[-1] + 1)
+    )
     return {
+        "p99_ms_outside_publish": round(1000 * quiet[int(0.99 * len(quiet))], 1) if quiet else None,
+        "publish_seconds": round(window[-1] - window[0], 2) if len(window) == 2 else None,
         "requests": len(lat),
         "throughput_rps": round(len(lat) / wall, 1),
         "p50_ms": pct(0.50),
