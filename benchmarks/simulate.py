@@ -241,17 +241,36 @@ def totals(stats: list[DayStats]) -> dict[str, object]:
 
 def markdown(all_totals: list[dict[str, object]]) -> str:
     head = (
-        "| policy | arrived | served | failed | missed | never served | SLA met % | km / visit | "
+        "| seed | policy | arrived | served | failed | missed | never served | SLA met % | km / visit | "
         "overtime min | mean churn % | days to visit by priority | solve s (median) |"
     )
-    lines = [head, "|" + " --- |" * 12]
+    lines = [head, "|" + " --- |" * 13]
     for t in all_totals:
         waits = ", ".join(f"P{p}: {w}" for p, w in t["days_to_visit_by_priority"].items())  # type: ignore[attr-defined]
         lines.append(
-            f"| {t['policy']} | {t['arrived']} | {t['served']} | {t['failed']} | {t['missed']} | "
+            f"| {t['seed']} | {t['policy']} | {t['arrived']} | {t['served']} | {t['failed']} | "
+            f"{t['missed']} | "
             f"{t['never_served']} | {t['sla_pct']} | {t['km_per_visit']} | {t['overtime_min']:.0f} | "
             f"{t['mean_churn_pct']} | {waits} | {t['solve_s_median']} |"
         )
+    seeds = {t["seed"] for t in all_totals}
+    if len(seeds) > 1:
+        lines += [
+            "",
+            "| policy | seeds | served (sum) | SLA met % (mean) | km / visit (mean) | churn % (mean) |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for policy in dict.fromkeys(str(t["policy"]) for t in all_totals):
+            mine = [t for t in all_totals if t["policy"] == policy]
+
+            def mean(key: str, rows: list[dict[str, object]] = mine) -> float:
+                vals = [float(r[key]) for r in rows if r[key] is not None]  # type: ignore[arg-type]
+                return round(statistics.mean(vals), 2) if vals else float("nan")
+
+            lines.append(
+                f"| {policy} | {len(mine)} | {sum(int(t['served']) for t in mine)} | {mean('sla_pct')} | "  # type: ignore[call-overload]
+                f"{mean('km_per_visit')} | {mean('mean_churn_pct')} |"
+            )
     return "\n".join(lines)
 
 
@@ -288,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--time-limit", type=float, default=5.0, help="seconds per nightly re-plan")
     parser.add_argument("--policies", default=",".join(POLICIES))
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seeds", type=int, default=1, help="repeat with seeds seed, seed+1, ...")
     parser.add_argument("--start", default="2026-12-07", help="a Monday, YYYY-MM-DD")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -305,15 +325,20 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         print(f"error: --start: {args.start!r} is not a date YYYY-MM-DD", file=sys.stderr)
         return 2
-    world = build_world(args.days, args.technicians, args.per_day, args.seed, start)
-    per_policy = {p: run_policy(world, p, args.time_limit, args.seed) for p in policies}  # type: ignore[arg-type]
-    all_totals = [totals(s) for s in per_policy.values()]
+    runs: dict[int, dict[str, list[DayStats]]] = {}
+    all_totals: list[dict[str, object]] = []
+    for seed in range(args.seed, args.seed + max(args.seeds, 1)):
+        world = build_world(args.days, args.technicians, args.per_day, seed, start)
+        runs[seed] = {p: run_policy(world, p, args.time_limit, seed) for p in policies}  # type: ignore[arg-type]
+        all_totals += [{"seed": seed, **totals(st)} for st in runs[seed].values()]
+    per_policy = runs[args.seed]
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"simulate-{args.days}d-{args.technicians}t"
     with (args.out / f"{stem}.csv").open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(
             [
+                "seed",
                 "policy",
                 "day",
                 "arrived",
@@ -329,25 +354,27 @@ def main(argv: list[str] | None = None) -> int:
                 "solve_s",
             ]
         )
-        for stats in per_policy.values():
-            for s in stats:
-                writer.writerow(
-                    [
-                        s.policy,
-                        s.day,
-                        s.arrived,
-                        s.planned_today,
-                        s.served,
-                        s.failed,
-                        s.missed,
-                        s.sla_due,
-                        s.sla_met,
-                        round(s.travel_km, 1),
-                        round(s.overtime_min, 1),
-                        s.churn,
-                        round(s.solve_s, 2),
-                    ]
-                )
+        for seed, by_policy in runs.items():
+            for stats in by_policy.values():
+                for s in stats:
+                    writer.writerow(
+                        [
+                            seed,
+                            s.policy,
+                            s.day,
+                            s.arrived,
+                            s.planned_today,
+                            s.served,
+                            s.failed,
+                            s.missed,
+                            s.sla_due,
+                            s.sla_met,
+                            round(s.travel_km, 1),
+                            round(s.overtime_min, 1),
+                            s.churn,
+                            round(s.solve_s, 2),
+                        ]
+                    )
     md = markdown(all_totals)
     (args.out / f"{stem}.md").write_text(md + "\n")
     picture = plot(per_policy, args.out / f"{stem}.png")
