@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -25,9 +27,6 @@ class Service:
 
     @classmethod
     def open(cls, settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> Service:
-        import os
-        import socket
-
         engine = make_engine(settings.database_url)
         migrate(engine)
         return cls(

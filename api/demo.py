@@ -11,9 +11,9 @@ from api.context import Service
 from api.replan_job import start_run
 from api.security import Role, create_key
 from api.tables import RequestRow, RunRow
-from models import Horizon, JobStatus, Scenario
+from models import Horizon, JobStatus, Scenario, working_days
 from scenarios import SCENARIO_DIR
-from scenarios.dating import dated_from, repeat_shifts, working_days
+from scenarios.dating import dated_from, repeat_shifts
 
 DEMO_SCENARIO = SCENARIO_DIR / "metro-day.json"
 

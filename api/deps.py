@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import date
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -13,6 +14,9 @@ from api.context import Service
 from api.security import Principal, Role, authenticate
 
 bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer fp_...`")
+
+
+DayQuery = Annotated[date | None, Query(alias="date", description="default: today")]
 
 
 def get_service(request: Request) -> Service:

@@ -80,8 +80,10 @@ def install_handlers(app: FastAPI) -> None:
             status_code=exc.status_code, content={"detail": exc.message, "code": exc.code, **exc.extra}
         )
 
-    @app.exception_handler(OperationalError)
-    async def _db_down(_: Request, exc: OperationalError) -> JSONResponse:
+    @app.exception_handler(DBAPIError)
+    async def _db(_: Request, exc: DBAPIError) -> JSONResponse:
+        if not (isinstance(exc, OperationalError) or exc.connection_invalidated):
+            raise exc
         # The message of a driver error can carry the connection string: log the class only.
         log.warning("database unavailable: %s", type(exc.orig).__name__ if exc.orig else type(exc).__name__)
         return JSONResponse(
@@ -92,9 +94,3 @@ def install_handlers(app: FastAPI) -> None:
                 "code": "database_unavailable",
             },
         )
-
-    @app.exception_handler(DBAPIError)
-    async def _db_error(_: Request, exc: DBAPIError) -> JSONResponse:
-        if exc.connection_invalidated:
-            return await _db_down(_, OperationalError(exc.statement, exc.params, exc.orig))  # type: ignore[arg-type]
-        raise exc

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.errors import Unprocessable
+from api.errors import Conflict, Unprocessable
 from api.tables import IdempotencyRow
 
 
@@ -30,6 +32,43 @@ def replay(session: Session, *, key: str | None, scope: str, digest: str) -> JSO
     return JSONResponse(
         status_code=row.status_code, content=row.response, headers={"Idempotent-Replay": "true"}
     )
+
+
+def answer_once(
+    session: Session,
+    *,
+    key: str | None,
+    scope: str,
+    digest: str,
+    status_code: int,
+    make: Callable[[], Any],
+    conflict: str,
+) -> JSONResponse:
+    """One transaction: replay a stored answer, or run `make` and store what it returns.
+
+    `make` returns the JSON content of a new answer, or a JSONResponse that is returned as it is and
+    not remembered (e.g. an existing resource found by `external_id`). A concurrent twin that wins the
+    race makes the insert fail; the second attempt then replays the twin's answer.
+    """
+    for attempt in range(2):
+        try:
+            with session.begin():
+                replayed = replay(session, key=key, scope=scope, digest=digest)
+                if replayed is not None:
+                    return replayed
+                content = make()
+                if isinstance(content, JSONResponse):
+                    return content
+                session.flush()
+                remember(
+                    session, key=key, scope=scope, digest=digest, status_code=status_code, content=content
+                )
+            return JSONResponse(content, status_code=status_code)
+        except IntegrityError:
+            session.rollback()
+            if attempt == 1:
+                raise Conflict(conflict) from None
+    raise AssertionError("unreachable")
 
 
 def remember(

@@ -62,20 +62,14 @@ def _worker_pool() -> ProcessPoolExecutor:
         return _pool
 
 
-def shutdown_pool() -> None:
+def shutdown_pool(*, kill: bool = False) -> None:
+    """Drop the worker pool (a new one starts on the next run); `kill` for a broken or hung worker."""
     global _pool
     with _pool_guard:
         if _pool is not None:
-            _pool.shutdown(wait=False, cancel_futures=True)
-        _pool = None
-
-
-def _reset_pool() -> None:
-    global _pool
-    with _pool_guard:
-        if _pool is not None:
-            for proc in list(getattr(_pool, "_processes", {}).values()):
-                proc.kill()
+            if kill:
+                for proc in list(getattr(_pool, "_processes", {}).values()):
+                    proc.kill()
             _pool.shutdown(wait=False, cancel_futures=True)
         _pool = None
 
@@ -149,10 +143,10 @@ def execute_run(service: Service, run_id: int, holder: str) -> None:
         try:
             result: ReplanResult = future.result(timeout=timeout)
         except BrokenProcessPool:
-            _reset_pool()
+            shutdown_pool(kill=True)
             raise
         except TimeoutError:
-            _reset_pool()
+            shutdown_pool(kill=True)
             raise RuntimeError(f"the solver did not return within {timeout:.0f} s") from None
         _set(service, run_id, phase="storing", progress=0.99)
         with service.sessions.begin() as session, _paused(service.settings.test_pause_at):

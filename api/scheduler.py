@@ -21,7 +21,8 @@ from api.tables import RunRow
 
 log = logging.getLogger("fieldplan.scheduler")
 JOB_ID = "nightly-replan"
-NIGHTLY_TRIGGERS = ("nightly", "catch-up")
+NIGHTLY_TRIGGERS = ("nightly", "catch-up")  # runs that count as "the night was re-planned"
+REPORTED_TRIGGERS = (*NIGHTLY_TRIGGERS, "nightly-manual")  # what /health reports as the last nightly run
 _service: Service | None = None
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -260,14 +259,3 @@ def publish(session: Session, *, day: date) -> tuple[CurrentPlanRow, int]:
             req.status = JobStatus.DISPATCHED
             moved += 1
     return pointer, moved
-
-
-def version_summary(version: PlanVersionRow) -> dict[str, Any]:
-    return {
-        "id": version.id,
-        "created_at": version.created_at,
-        "trigger": version.trigger,
-        "run_id": version.run_id,
-        "horizon_start": version.horizon_start,
-        "horizon_days": version.horizon_days,
-    }

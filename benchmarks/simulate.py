@@ -28,10 +28,9 @@ from datetime import time as clock
 from pathlib import Path
 from typing import Literal
 
-from models import Job, JobStatus, ReasonCode, Route, Scenario
+from models import Job, JobStatus, ReasonCode, Route, Scenario, working_days
 from optimizer import SolveOptions
 from optimizer.replan import PoolJob, ReplanInput, raised_priority, replan, working_days_horizon
-from scenarios.dating import working_days
 from scenarios.generate import generate
 
 RESULTS = Path(__file__).parent / "results"

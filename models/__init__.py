@@ -28,6 +28,7 @@ from models.scenario import (
     TravelSettings,
     Window,
     derive_priority,
+    working_days,
 )
 from models.status import VISIT_TO_JOB, JobStatus, VisitStatus
 
@@ -59,4 +60,5 @@ __all__ = [
     "VisitStatus",
     "Window",
     "derive_priority",
+    "working_days",
 ]

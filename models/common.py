@@ -63,6 +63,15 @@ ClockTime = Annotated[
 ]
 
 
+def duplicates(ids: list[str]) -> list[str]:
+    """The values that occur more than once, sorted: what an error message about duplicate ids lists."""
+    seen: set[str] = set()
+    twice: set[str] = set()
+    for i in ids:
+        (twice if i in seen else seen).add(i)
+    return sorted(twice)
+
+
 def minutes_of(t: time) -> int:
     return t.hour * 60 + t.minute
 

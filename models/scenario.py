@@ -21,6 +21,7 @@ from models.common import (
     SkillLevel,
     SkillName,
     Strict,
+    duplicates,
     minutes_of,
 )
 
@@ -50,6 +51,17 @@ class Horizon(Strict):
 
     def dates(self) -> list[date]:
         return [self.start + timedelta(days=i) for i in range(self.days)]
+
+
+def working_days(start: date, count: int) -> list[date]:
+    """The first `count` working days (Monday to Friday) from `start` on, `start` included if it is one."""
+    out: list[date] = []
+    day = start
+    while len(out) < count:
+        if day.weekday() < 5:
+            out.append(day)
+        day += timedelta(days=1)
+    return out
 
 
 class TravelSettings(Strict):
@@ -245,15 +257,10 @@ class Scenario(Strict):
     @model_validator(mode="after")
     def _check_references(self) -> Scenario:
         errors: list[str] = []
-        tech_ids = [t.id for t in self.technicians]
-        techs = set(tech_ids)
-        if len(techs) != len(tech_ids):
-            dup = sorted({i for i in tech_ids if tech_ids.count(i) > 1})
+        techs = {t.id for t in self.technicians}
+        if dup := duplicates([t.id for t in self.technicians]):
             errors.append(f"technicians: duplicate id(s) {', '.join(dup)}")
-        job_ids = [j.id for j in self.jobs]
-        if len(set(job_ids)) != len(job_ids):
-            seen: set[str] = set()
-            dup = sorted({i for i in job_ids if i in seen or seen.add(i)})  # type: ignore[func-returns-value]
+        if dup := duplicates([j.id for j in self.jobs]):
             errors.append(f"jobs: duplicate id(s) {', '.join(dup[:10])}")
         days = set(self.horizon.dates())
         h0, h1 = self.horizon_start, self.horizon_end

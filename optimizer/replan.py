@@ -30,6 +30,7 @@ from models import (
     TravelSettings,
     Unassigned,
     Window,
+    working_days,
 )
 from optimizer.kpis import compute_kpis
 from optimizer.options import SolveOptions
@@ -208,14 +209,8 @@ def _within(tech: Technician, days: set[date]) -> Technician:
     return tech.model_copy(update={"shifts": shifts})
 
 
-def working_days_horizon(today: date, working_days: int) -> Horizon:
+def working_days_horizon(today: date, count: int) -> Horizon:
     """Today and the following working days (Monday to Friday) as one contiguous horizon."""
-    end, counted = today, 0
-    day = today
-    while counted < working_days:
-        if day.weekday() < 5:
-            counted += 1
-            end = day
-        day += timedelta(days=1)
+    end = working_days(today, count)[-1]
     return Horizon(start=today, days=min((end - today).days + 1, 31))
 

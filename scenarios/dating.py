@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from models import Job, Pinned, Scenario, Shift, Technician, Window
 
@@ -49,13 +49,3 @@ def repeat_shifts(tech: Technician, days: list[date]) -> Technician:
     known = {s.date for s in tech.shifts}
     extra = [Shift(date=d, start=first.start, end=first.end) for d in days if d not in known]
     return tech.model_copy(update={"shifts": sorted([*tech.shifts, *extra], key=lambda s: s.date)})
-
-
-def working_days(start: date, count: int) -> list[date]:
-    out: list[date] = []
-    day = start
-    while len(out) < count:
-        if day.weekday() < 5:
-            out.append(day)
-        day += timedelta(days=1)
-    return out

@@ -8,11 +8,11 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.deps import ServiceDep
+from api.scheduler import REPORTED_TRIGGERS
 from api.schemas import Health, LastRun
 from api.tables import RunRow
 
 router = APIRouter(tags=["health"])
-NIGHTLY = ("nightly", "catch-up", "nightly-manual")
 
 
 @router.get("/health", response_model=Health, responses={503: {"model": Health}})
@@ -22,7 +22,10 @@ def health(service: ServiceDep) -> JSONResponse:
         with service.sessions() as session:
             session.execute(text("SELECT 1"))
             row = session.scalar(
-                select(RunRow).where(RunRow.trigger.in_(NIGHTLY)).order_by(RunRow.id.desc()).limit(1)
+                select(RunRow)
+                .where(RunRow.trigger.in_(REPORTED_TRIGGERS))
+                .order_by(RunRow.id.desc())
+                .limit(1)
             )
             if row is not None:
                 last = LastRun(

@@ -7,25 +7,23 @@ a job that does not exist, so ids cannot be probed.
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api import store
 from api.context import Service
-from api.deps import CurrentTechnician, ServiceDep, SessionDep
+from api.deps import CurrentTechnician, DayQuery, ServiceDep, SessionDep
 from api.errors import Conflict, NotFound
 from api.exports import FeatureCollection, maps_url, to_geojson, to_ics
 from api.routes.requests import public
 from api.schemas import PROTECTED, RoutePublic, ServiceRequestPublic, Stop, VisitStatusUpdate
 from api.tables import CurrentPlanRow, RequestRow, TechnicianRow
-from models import VISIT_TO_JOB, GeoPoint, Job, JobStatus, VisitStatus
+from models import VISIT_TO_JOB, Job, JobStatus, VisitStatus
 from optimizer.replan import raised_priority
 
 router = APIRouter(tags=["technician"], responses=PROTECTED)
-DayQuery = Annotated[date | None, Query(alias="date", description="default: today")]
 
 
 def my_route(session: Session, service: Service, me: str, day: date) -> RoutePublic:
@@ -106,21 +104,16 @@ def get_my_route_ics(
 def get_my_route_geojson(
     session: SessionDep, service: ServiceDep, me: CurrentTechnician, day: DayQuery = None
 ) -> Response:
-    the_day = day or service.today()
-    route = my_route(session, service, me, the_day)
+    route = my_route(session, service, me, day or service.today())
     tech = session.get(TechnicianRow, me)
     assert tech is not None
     model = store.technician_model(tech)
-    body = to_geojson(route, GeoPoint.model_validate(model.start_point.model_dump()), model.end_point)
+    body = to_geojson(route, model.start_point, model.end_point)
     return Response(body.model_dump_json(), media_type="application/geo+json")
 
 
-_ALLOWED = {
-    VisitStatus.EN_ROUTE: {JobStatus.PLANNED, JobStatus.DISPATCHED, JobStatus.IN_PROGRESS},
-    VisitStatus.STARTED: {JobStatus.PLANNED, JobStatus.DISPATCHED, JobStatus.IN_PROGRESS},
-    VisitStatus.COMPLETED: {JobStatus.PLANNED, JobStatus.DISPATCHED, JobStatus.IN_PROGRESS},
-    VisitStatus.FAILED: {JobStatus.PLANNED, JobStatus.DISPATCHED, JobStatus.IN_PROGRESS},
-}
+# Every report needs a visit on the route that is not finished yet.
+_REPORTABLE = {JobStatus.PLANNED, JobStatus.DISPATCHED, JobStatus.IN_PROGRESS}
 
 
 @router.post("/v1/visits/{job_id}/status", response_model=ServiceRequestPublic)
@@ -137,7 +130,7 @@ def set_visit_status(
         if req is None:
             raise NotFound(f"no visit {job_id!r} on your route")
         current = JobStatus(req.status)
-        if current not in _ALLOWED[body.status]:
+        if current not in _REPORTABLE:
             raise Conflict(f"visit {job_id!r} is {current.value}; it cannot become {body.status.value}")
         req.visit_status = body.status.value
         req.status = VISIT_TO_JOB[body.status].value

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, status
 from sqlalchemy import select
 
 from api import store
-from api.deps import Dispatcher, ServiceDep, SessionDep
+from api.deps import DayQuery, Dispatcher, ServiceDep, SessionDep
 from api.errors import NotFound
 from api.replan_job import nightly_horizon, start_run
 from api.schemas import PROTECTED, DayPlan, PlanRequest, PublishResult, RowId, RunAccepted, RunPublic
@@ -71,7 +71,7 @@ def current_plan(
     session: SessionDep,
     service: ServiceDep,
     _: Dispatcher,
-    day: Annotated[date | None, Query(alias="date")] = None,
+    day: DayQuery = None,
 ) -> DayPlan:
     """The plan now current for a day: its routes, and the version's unassigned jobs and KPIs."""
     day = day or service.today()
@@ -96,7 +96,7 @@ def current_kpis(
     session: SessionDep,
     service: ServiceDep,
     p: Dispatcher,
-    day: Annotated[date | None, Query(alias="date")] = None,
+    day: DayQuery = None,
 ) -> Kpis:
     return current_plan(session, service, p, day).kpis
 
@@ -106,7 +106,7 @@ def current_unassigned(
     session: SessionDep,
     service: ServiceDep,
     p: Dispatcher,
-    day: Annotated[date | None, Query(alias="date")] = None,
+    day: DayQuery = None,
 ) -> list[Unassigned]:
     return current_plan(session, service, p, day).unassigned
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Header, Query, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api import idempotency
@@ -26,6 +25,7 @@ from api.schemas import (
 from api.settings import Settings
 from api.tables import RequestRow
 from models import Job, JobStatus
+from models.common import duplicates
 
 router = APIRouter(prefix="/v1/requests", tags=["service requests"], responses=PROTECTED)
 IdemKey = Annotated[
@@ -91,37 +91,31 @@ def create_request(
 ) -> Any:
     scope = f"POST /v1/requests key {principal.key_id}"
     digest = idempotency.body_hash(body.model_dump(mode="json"))
-    for attempt in range(2):
-        try:
-            with session.begin():
-                replayed = idempotency.replay(session, key=idempotency_key, scope=scope, digest=digest)
-                if replayed is not None:
-                    return replayed
-                existing = _existing(session, body)
-                if existing is not None:
-                    return JSONResponse(jsonable_encoder(public(existing)), status_code=200)
-                if session.get(RequestRow, body.id) is not None:
-                    # A twin with the same key may have committed between the replay check and now.
-                    replayed = idempotency.replay(session, key=idempotency_key, scope=scope, digest=digest)
-                    if replayed is not None:
-                        return replayed
-                    raise Conflict(
-                        f"request {body.id!r} exists; give a new id or repeat with its external_id"
-                    )
-                row = _to_row(session, service.settings, body, ["body"])
-                session.add(row)
-                session.flush()
-                content = jsonable_encoder(public(row))
-                idempotency.remember(
-                    session, key=idempotency_key, scope=scope, digest=digest, status_code=201, content=content
-                )
-            return JSONResponse(content, status_code=201)
-        except IntegrityError:
-            # A concurrent twin won the race: the next attempt replays its answer.
-            session.rollback()
-            if attempt == 1:
-                raise Conflict(f"request {body.id!r} was created concurrently") from None
-    raise AssertionError("unreachable")
+
+    def make() -> Any:
+        existing = _existing(session, body)
+        if existing is not None:
+            return JSONResponse(jsonable_encoder(public(existing)), status_code=200)
+        if session.get(RequestRow, body.id) is not None:
+            # A twin with the same key may have committed between the replay check and now.
+            replayed = idempotency.replay(session, key=idempotency_key, scope=scope, digest=digest)
+            if replayed is not None:
+                return replayed
+            raise Conflict(f"request {body.id!r} exists; give a new id or repeat with its external_id")
+        row = _to_row(session, service.settings, body, ["body"])
+        session.add(row)
+        session.flush()
+        return jsonable_encoder(public(row))
+
+    return idempotency.answer_once(
+        session,
+        key=idempotency_key,
+        scope=scope,
+        digest=digest,
+        status_code=201,
+        make=make,
+        conflict=f"request {body.id!r} was created concurrently",
+    )
 
 
 @router.post("/bulk", response_model=BulkResult, status_code=status.HTTP_200_OK)
@@ -137,55 +131,40 @@ def create_requests_bulk(
     if len(body.requests) > limit:
         raise PayloadTooLarge(f"{len(body.requests)} requests in one call; the limit is {limit}")
     ids = [r.id for r in body.requests]
-    if len(set(ids)) != len(ids):
-        seen: set[str] = set()
-        dup = sorted({i for i in ids if i in seen or seen.add(i)})  # type: ignore[func-returns-value]
+    if dup := duplicates(ids):
         raise Unprocessable(
             ["body", "requests"], f"duplicate id(s) in one bulk request: {', '.join(dup[:10])}"
         )
     scope = f"POST /v1/requests/bulk key {principal.key_id}"
     digest = idempotency.body_hash(body.model_dump(mode="json"))
-    for attempt in range(2):
-        try:
-            with session.begin():
-                replayed = idempotency.replay(session, key=idempotency_key, scope=scope, digest=digest)
-                if replayed is not None:
-                    return replayed
-                known = set(session.scalars(select(RequestRow.id).where(RequestRow.id.in_(ids))))
-                externals = {r.external_id for r in body.requests if r.external_id}
-                known_ext = (
-                    set(
-                        session.scalars(
-                            select(RequestRow.external_id).where(RequestRow.external_id.in_(externals))
-                        )
-                    )
-                    if externals
-                    else set()
-                )
-                items: list[BulkItem] = []
-                for i, req in enumerate(body.requests):
-                    if req.external_id in known_ext:
-                        items.append(BulkItem(id=req.id, outcome="existing"))
-                        continue
-                    if req.id in known:
-                        raise Conflict(
-                            f"requests[{i}]: request {req.id!r} exists; give a new id or an external_id"
-                        )
-                    session.add(_to_row(session, service.settings, req, ["body", "requests", i]))
-                    items.append(BulkItem(id=req.id, outcome="created"))
-                created = sum(it.outcome == "created" for it in items)
-                result = BulkResult(created=created, existing=len(items) - created, items=items)
-                content = jsonable_encoder(result)
-                session.flush()
-                idempotency.remember(
-                    session, key=idempotency_key, scope=scope, digest=digest, status_code=200, content=content
-                )
-            return JSONResponse(content, status_code=200)
-        except IntegrityError:
-            session.rollback()
-            if attempt == 1:
-                raise Conflict("some of these requests were created concurrently; repeat the call") from None
-    raise AssertionError("unreachable")
+
+    def make() -> Any:
+        known = set(session.scalars(select(RequestRow.id).where(RequestRow.id.in_(ids))))
+        externals = {r.external_id for r in body.requests if r.external_id}
+        known_ext = set(
+            session.scalars(select(RequestRow.external_id).where(RequestRow.external_id.in_(externals)))
+        )
+        items: list[BulkItem] = []
+        for i, req in enumerate(body.requests):
+            if req.external_id in known_ext:
+                items.append(BulkItem(id=req.id, outcome="existing"))
+                continue
+            if req.id in known:
+                raise Conflict(f"requests[{i}]: request {req.id!r} exists; give a new id or an external_id")
+            session.add(_to_row(session, service.settings, req, ["body", "requests", i]))
+            items.append(BulkItem(id=req.id, outcome="created"))
+        created = sum(it.outcome == "created" for it in items)
+        return jsonable_encoder(BulkResult(created=created, existing=len(items) - created, items=items))
+
+    return idempotency.answer_once(
+        session,
+        key=idempotency_key,
+        scope=scope,
+        digest=digest,
+        status_code=200,
+        make=make,
+        conflict="some of these requests were created concurrently; repeat the call",
+    )
 
 
 @router.get("", response_model=list[ServiceRequestPublic])
@@ -211,9 +190,7 @@ def get_request(request_id: str, session: SessionDep, _: Dispatcher) -> ServiceR
 
 
 @router.post("/{request_id}/cancel", response_model=ServiceRequestPublic)
-def cancel_request(
-    request_id: str, session: SessionDep, _: Dispatcher, response: Response
-) -> ServiceRequestPublic:
+def cancel_request(request_id: str, session: SessionDep, _: Dispatcher) -> ServiceRequestPublic:
     with session.begin():
         row = session.get(RequestRow, request_id)
         if row is None:

@@ -11,7 +11,9 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -38,6 +40,7 @@ class Clock:
         return self.at
 
 
+@lru_cache(maxsize=1)
 def _postgres_reason() -> str | None:
     try:
         import psycopg
@@ -49,20 +52,19 @@ def _postgres_reason() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
-def postgres_available() -> str | None:
-    return _postgres_reason()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Any, postgres_available: str | None) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'fieldplan.db'}"
+def require_postgres(what: str) -> None:
+    """Skip `what` without a PostgreSQL server (a laptop); fail under FIELDPLAN_REQUIRE_POSTGRES=1 (CI)."""
+    reason = _postgres_reason()
+    if reason is None:
         return
-    if postgres_available is not None:
-        if os.environ.get("FIELDPLAN_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"{postgres_available}, and FIELDPLAN_REQUIRE_POSTGRES=1")
-        pytest.skip(f"{postgres_available}: the PostgreSQL half of the API suite is skipped")
+    if os.environ.get("FIELDPLAN_REQUIRE_POSTGRES") == "1":
+        pytest.fail(f"{reason}, and FIELDPLAN_REQUIRE_POSTGRES=1")
+    pytest.skip(f"{reason}: {what} skipped")
+
+
+@contextmanager
+def _postgres_schema() -> Iterator[str]:
+    """A fresh schema per test, dropped afterwards; the URL puts it first on the search path."""
     import psycopg
 
     schema = f"t_{uuid.uuid4().hex[:12]}"
@@ -74,6 +76,24 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Any, postgres_available: st
     finally:
         with psycopg.connect(plain, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fieldplan.db'}"
+        return
+    require_postgres("the PostgreSQL half of the API suite")
+    with _postgres_schema() as url:
+        yield url
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """For tests that only mean something on PostgreSQL (several processes, a network path)."""
+    require_postgres("this PostgreSQL-only test")
+    with _postgres_schema() as url:
+        yield url
 
 
 def settings_for(url: str, **extra: Any) -> Settings:

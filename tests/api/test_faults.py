@@ -94,6 +94,13 @@ def store_service(db_url: str) -> Iterator[Service]:
     svc.close()
 
 
+@pytest.fixture
+def pg_service(pg_url: str) -> Iterator[Service]:
+    svc = Service.open(settings_for(pg_url))
+    yield svc
+    svc.close()
+
+
 def test_sigkill_while_writing_a_plan_keeps_the_previous_plan_and_recovers_once(
     store_service: Service, db_url: str, tmp_path: Path
 ) -> None:
@@ -160,11 +167,9 @@ def test_down_across_the_nightly_time_catches_up_exactly_once(
 
 
 @pytest.mark.postgres
-def test_two_processes_with_schedulers_re_plan_once(
-    store_service: Service, db_url: str, tmp_path: Path
-) -> None:
-    if not db_url.startswith("postgresql"):
-        pytest.skip("several service processes share a PostgreSQL database (SQLite is one machine's file)")
+def test_two_processes_with_schedulers_re_plan_once(pg_service: Service, pg_url: str, tmp_path: Path) -> None:
+    """Several service processes share one PostgreSQL database (SQLite is one machine's file)."""
+    store_service, db_url = pg_service, pg_url
     _seed_first_plan(store_service)
     _old_nightly(store_service)
     procs = [
@@ -244,11 +249,9 @@ class Proxy:
 
 
 @pytest.mark.postgres
-def test_database_away_gives_503_and_the_service_recovers_by_itself(
-    store_service: Service, db_url: str, tmp_path: Path
-) -> None:
-    if not db_url.startswith("postgresql"):
-        pytest.skip("the outage is simulated by cutting the TCP path to the PostgreSQL server")
+def test_database_away_gives_503_and_the_service_recovers_by_itself(pg_url: str, tmp_path: Path) -> None:
+    """The outage is made by cutting the TCP path to the PostgreSQL server."""
+    db_url = pg_url
     proxy = Proxy(("127.0.0.1", 5432))
     proxy.up()
     proxied = db_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
 
 import pytest
 from fastapi.testclient import TestClient
@@ -17,46 +13,19 @@ from api.app import create_app
 from api.context import Service
 from api.tables import RunRow
 from tests.api.conftest import Clock, Keys, bearer, settings_for
+from tests.api.fakes import FakeNominatim
 from tests.conftest import job
 
 KNOWN = {"12 rue de la république, 69002 lyon": (45.7640, 4.8357)}
 
 
-class FakeNominatim(BaseHTTPRequestHandler):
-    """Answers /search like Nominatim's JSON API; counts the lookups it served."""
-
-    hits: list[str] = []  # noqa: RUF012 - shared by design: the test reads it
-
-    def do_GET(self) -> None:
-        url = urlparse(self.path)
-        query = parse_qs(url.query).get("q", [""])[0]
-        FakeNominatim.hits.append(query)
-        found = KNOWN.get(" ".join(query.split()).casefold())
-        body = (
-            [{"lat": str(found[0]), "lon": str(found[1]), "display_name": query, "place_id": 1}]
-            if found
-            else []
-        )
-        data = json.dumps(body).encode()
-        self.send_response(200 if url.path == "/search" else 404)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        return None
-
-
 @pytest.fixture
-def nominatim() -> Iterator[str]:
-    FakeNominatim.hits = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeNominatim)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+def nominatim() -> Iterator[FakeNominatim]:
+    fake = FakeNominatim(lambda q: KNOWN.get(" ".join(q.split()).casefold()))
     try:
-        yield f"127.0.0.1:{server.server_address[1]}"
+        yield fake
     finally:
-        server.shutdown()
+        fake.close()
 
 
 def _client_with(service: Service, **settings: object) -> TestClient:
@@ -70,8 +39,10 @@ def _client_with(service: Service, **settings: object) -> TestClient:
     return TestClient(create_app(svc))
 
 
-def test_an_address_is_geocoded_once_and_cached(service: Service, nominatim: str, loaded: Keys) -> None:
-    with _client_with(service, geocoder_domain=nominatim, geocoder_scheme="http") as client:
+def test_an_address_is_geocoded_once_and_cached(
+    service: Service, nominatim: FakeNominatim, loaded: Keys
+) -> None:
+    with _client_with(service, geocoder_domain=nominatim.domain, geocoder_scheme="http") as client:
         h = bearer(loaded.dispatcher)
         body = {k: v for k, v in job("G1").items() if k != "location"}
         made = client.post(
@@ -85,7 +56,7 @@ def test_an_address_is_geocoded_once_and_cached(service: Service, nominatim: str
             headers=h,
         )
         assert again.status_code == 201
-        assert len(FakeNominatim.hits) == 1  # the second, differently written address came from the cache
+        assert len(nominatim.hits) == 1  # the second, differently written address came from the cache
 
         missing = client.post(
             "/v1/requests", json={**body, "id": "G3", "address": "1 Nowhere Lane"}, headers=h

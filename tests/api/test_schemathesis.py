@@ -7,8 +7,6 @@ missing and wrong keys (schemathesis' own auth checks). SQLite only: this is abo
 from __future__ import annotations
 
 import tempfile
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import schemathesis
@@ -19,31 +17,15 @@ from api.app import create_app
 from api.context import Service
 from api.security import Role, create_key
 from tests.api.conftest import FLEET, JOBS, settings_for
+from tests.api.fakes import FakeNominatim
 
-
-class _AnyAddress(BaseHTTPRequestHandler):
-    """A loopback Nominatim that finds every address (at the same point), so address requests pass."""
-
-    def do_GET(self) -> None:
-        data = b'[{"lat": "45.76", "lon": "4.84", "display_name": "somewhere", "place_id": 1}]'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        return None
-
-
-_geo = ThreadingHTTPServer(("127.0.0.1", 0), _AnyAddress)
-threading.Thread(target=_geo.serve_forever, daemon=True).start()
+_geo = FakeNominatim(lambda _: (45.76, 4.84))  # every address is found, so address requests pass
 _dir = Path(tempfile.mkdtemp(prefix="fieldplan-schemathesis-"))
 _service = Service.open(
     settings_for(
         f"sqlite:///{_dir / 'fuzz.db'}",
         solve_seconds=0.5,
-        geocoder_domain=f"127.0.0.1:{_geo.server_address[1]}",
+        geocoder_domain=_geo.domain,
         geocoder_scheme="http",
     )
 )

@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from benchmarks import load
-from tests.api.conftest import _postgres_reason
+from tests.api.conftest import require_postgres
 
 
 @pytest.mark.postgres
 def test_load_script_small(tmp_path: Path) -> None:
-    reason = _postgres_reason()
-    if reason is not None:
-        if os.environ.get("FIELDPLAN_REQUIRE_POSTGRES") == "1":
-            pytest.fail(reason)
-        pytest.skip(f"{reason}: the load script needs PostgreSQL")
+    require_postgres("the load script")
     code = load.main(
         [
             "--technicians",
