@@ -87,9 +87,7 @@ def raised_priority(job: Job) -> Job:
 
 def replan(data: ReplanInput, *, progress: Progress | None = None) -> ReplanResult:
     scenario_days = set(data.horizon.dates())
-    probe = Scenario(
-        name=data.name, timezone=data.timezone, horizon=data.horizon, technicians=[], jobs=[]
-    )
+    probe = Scenario(name=data.name, timezone=data.timezone, horizon=data.horizon, technicians=[], jobs=[])
     h0, h1 = probe.horizon_start, probe.horizon_end
     if data.not_before is not None:
         h0 = max(h0, probe.local(data.not_before))
@@ -213,4 +211,3 @@ def working_days_horizon(today: date, count: int) -> Horizon:
     """Today and the following working days (Monday to Friday) as one contiguous horizon."""
     end = working_days(today, count)[-1]
     return Horizon(start=today, days=min((end - today).days + 1, 31))
-

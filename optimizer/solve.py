@@ -22,6 +22,11 @@ from optimizer.travel import TravelProvider
 
 Progress = Callable[[str, dict[str, float]], None]
 
+# Route minimisation's share of the time limit: a first plan by guided local search until
+# FIRST_SHARE, emptying technician-days until MINIMISE_UNTIL, then polishing travel.
+FIRST_SHARE = 0.15
+MINIMISE_UNTIL = 0.6
+
 
 def solve(
     scenario: Scenario,
@@ -95,13 +100,23 @@ def _search_with_route_minimisation(
     cost folded into every first arc of a route swamps the travel it should be polishing.
     """
     span = deadline - began
-    first = search(problem, options, initial, progress=progress, deadline=began + span * 0.25)
+    first = search(problem, options, initial, progress=progress, deadline=began + span * FIRST_SHARE)
     if not first.routes:
         return first
     plain = options.model_copy(
         update={"weights": options.weights.model_copy(update={"technician_day_fixed": 0.0})}
     )
-    routes, notes = minimise_routes(problem, plain, first.routes, began + span * 0.65, progress)
+    kept, notes = minimise_routes(
+        problem,
+        {r.vehicle: r.nodes for r in first.routes},
+        began + span * MINIMISE_UNTIL,
+        options.seed,
+        progress,
+        patience=span * 0.25,
+    )
+    if progress is not None:
+        progress("route minimisation", {"technician_days": len(kept), "seconds": time.monotonic() - began})
+    routes = _raw_from_initial(problem, [kept.get(v.index, []) for v in problem.vehicles])
     used = [r.vehicle for r in routes if r.nodes]
     nodes = list(range(problem.n_jobs))
     sub = restrict(problem, used, nodes)
