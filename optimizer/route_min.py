@@ -173,8 +173,7 @@ class _Routes:
         self._best: tuple[int, float, tuple[int, int, list[int]] | None] = (1 << 62, 0.0, None)
         for v in self.routes:
             if v in self.allowed[job]:
-                veh = self.p.vehicles[v]
-                self._dfs(job, weight, v, 0, veh.shift_start, veh.start_node, -1, [], 0, 0)
+                self._search_route(job, weight, v)
         return self._best[2]
 
     def _record(self, job: int, v: int, w: int, pos: int, out: list[int]) -> None:
@@ -185,49 +184,58 @@ class _Routes:
             return
         self._best = (w, tie, (v, pos, list(out)))
 
-    def _dfs(
-        self,
-        job: int,
-        weight: list[int],
-        v: int,
-        i: int,
-        ready: int,
-        prev: int,
-        pos: int,
-        out: list[int],
-        w: int,
-        freed: int,
-    ) -> None:
-        """Route v from its i-th job on, ready at `ready` after `prev`; pos < 0: `job` not placed yet."""
+    def _search_route(self, job: int, weight: list[int], v: int) -> None:
+        """Depth-first search over route v (the hot loop: locals only, windows checked inline)."""
         travel, service, demand = self.travel, self.service, self.demand
-        nodes, lst = self.routes[v], self.lst[v]
+        lo, hi, multi, domains = self.lo, self.hi, self.multi, self.p.domains
+        nodes, lst, n = self.routes[v], self.lst[v], len(self.routes[v])
         veh = self.p.vehicles[v]
+        end_node, latest_end = veh.end_node, veh.latest_end
         excess = self.load[v] + demand[job] - self.cap[v]  # demand that must leave the route
-        while w < self._best[0]:
-            if pos < 0:
-                if ready > self.hi[job]:
+        hi_job, service_job, to_job = hi[job], service[job], [row[job] for row in travel]
+        out: list[int] = []
+        record = self._record
+
+        def dfs(i: int, ready: int, prev: int, pos: int, w: int, freed: int) -> None:
+            # From the route's i-th job on, ready at `ready` after `prev`; pos < 0: `job` not placed.
+            while w < self._best[0]:
+                if pos < 0:
+                    if ready > hi_job:
+                        return
+                    a = ready + to_job[prev]
+                    if multi[job]:
+                        st = first_start(domains[job], a)
+                        if st is not None:
+                            dfs(i, st + service_job, job, i, w, freed)
+                    else:
+                        st = a if a > lo[job] else lo[job]
+                        if st <= hi_job:
+                            dfs(i, st + service_job, job, i, w, freed)
+                if i == n:
+                    if pos >= 0 and freed >= excess and ready + travel[prev][end_node] <= latest_end:
+                        record(job, v, w, pos, out)
                     return
-                st = self.start(job, ready + travel[prev][job])
-                if st is not None:
-                    self._dfs(job, weight, v, i, st + service[job], job, i, out, w, freed)
-            if i == len(nodes):
-                if pos >= 0 and freed >= excess and ready + travel[prev][veh.end_node] <= veh.latest_end:
-                    self._record(job, v, w, pos, out)
-                return
-            node = nodes[i]
-            if len(out) < MAX_EJECTED:
-                out.append(i)
-                self._dfs(
-                    job, weight, v, i + 1, ready, prev, pos, out, w + weight[node], freed + demand[node]
-                )
-                out.pop()
-            st = self.start(node, ready + travel[prev][node])
-            if st is None:
-                return
-            if pos >= 0 and freed >= excess and st <= lst[i]:
-                self._record(job, v, w, pos, out)  # the rest of the route is as before: feasible
-                return
-            ready, prev, i = st + service[node], node, i + 1
+                node = nodes[i]
+                if len(out) < MAX_EJECTED and w + weight[node] < self._best[0]:
+                    out.append(i)
+                    dfs(i + 1, ready, prev, pos, w + weight[node], freed + demand[node])
+                    out.pop()
+                a = ready + travel[prev][node]
+                if multi[node]:
+                    found = first_start(domains[node], a)
+                    if found is None:
+                        return
+                    st = found
+                else:
+                    st = a if a > lo[node] else lo[node]
+                    if st > hi[node]:
+                        return
+                if pos >= 0 and freed >= excess and st <= lst[i]:
+                    record(job, v, w, pos, out)  # the rest of the route is as before: feasible
+                    return
+                ready, prev, i = st + service[node], node, i + 1
+
+        dfs(0, veh.shift_start, veh.start_node, -1, 0, 0)
 
     def _ejected(self, v: int, job: int, pos: int, out: list[int]) -> list[int]:
         """Route v with the jobs at positions `out` taken out and `job` placed before position pos."""
@@ -244,15 +252,6 @@ class _Routes:
             self.route_of.pop(x, None)
         return ejected
 
-    def length(self, v: int, nodes: Sequence[int]) -> int:
-        veh = self.p.vehicles[v]
-        travel = self.travel
-        prev, total = veh.start_node, 0
-        for n in nodes:
-            total += travel[prev][n]
-            prev = n
-        return total + travel[prev][veh.end_node]
-
     # --- perturbation ------------------------------------------------------------------------
 
     def perturb(self, moves: int) -> None:
@@ -262,28 +261,40 @@ class _Routes:
         the plan empties as many routes on Solomon's R1 and RC1 and leaves a plan the travel polish
         can finish (measured: a random walk left R105 at 1,717 distance units, this at 1,655).
         """
-        rng = self.rng
+        rng, travel, vehicles = self.rng, self.travel, self.p.vehicles
         served = list(self.route_of)
         if not served:
             return
         for _ in range(moves):
-            a = rng.choice(served)
-            b = rng.choice(self.near[a])
+            a = served[int(rng.random() * len(served))]
+            near = self.near[a]
+            b = near[int(rng.random() * len(near))]
             va, vb = self.route_of.get(a), self.route_of.get(b)
             if va is None or vb is None or va == vb:
                 continue
             ra, rb = self.routes[va], self.routes[vb]
             i, j = ra.index(a), rb.index(b)
-            kind = rng.randrange(3)
+            pa = ra[i - 1] if i else vehicles[va].start_node
+            na = ra[i + 1] if i + 1 < len(ra) else vehicles[va].end_node
+            pb = rb[j - 1] if j else vehicles[vb].start_node
+            nb = rb[j + 1] if j + 1 < len(rb) else vehicles[vb].end_node
+            kind = int(rng.random() * 3)
             if kind == 0:  # move a behind b
+                if len(ra) == 1:
+                    continue  # a perturbation never closes a route
+                delta = travel[pa][na] - travel[pa][a] - travel[a][na]
+                delta += travel[b][a] + travel[a][nb] - travel[b][nb]
                 new_a, new_b = ra[:i] + ra[i + 1 :], [*rb[: j + 1], a, *rb[j + 1 :]]
             elif kind == 1:  # swap a and b
+                delta = travel[pa][b] + travel[b][na] - travel[pa][a] - travel[a][na]
+                delta += travel[pb][a] + travel[a][nb] - travel[pb][b] - travel[b][nb]
                 new_a, new_b = [*ra[:i], b, *ra[i + 1 :]], [*rb[:j], a, *rb[j + 1 :]]
             else:  # 2-opt*: exchange the tails after a and after b
+                if vehicles[va].end_node != vehicles[vb].end_node:
+                    continue  # the tails' last leg would change too; rare, not worth pricing
+                delta = travel[a][nb] + travel[b][na] - travel[a][na] - travel[b][nb]
                 new_a, new_b = ra[: i + 1] + rb[j + 1 :], rb[: j + 1] + ra[i + 1 :]
-            if not new_a or not new_b:
-                continue  # a perturbation never closes or opens a route
-            if self.length(va, new_a) + self.length(vb, new_b) > self.length(va, ra) + self.length(vb, rb):
+            if delta > 0:
                 continue  # only moves that do not lengthen the plan: its shape survives for the polish
             if self.feasible(va, new_a) and self.feasible(vb, new_b):
                 self.set_route(va, new_a)

@@ -51,6 +51,21 @@ INSERTION_OPERATORS = (
     "use_extended_swap_active",
 )
 
+# Operators that insert or remove optional jobs: idle work once every job is served.
+UNPERFORMED_OPERATORS = (
+    "use_global_cheapest_insertion_path_lns",
+    "use_local_cheapest_insertion_path_lns",
+    "use_relocate_path_global_cheapest_insertion_insert_unperformed",
+    "use_global_cheapest_insertion_visit_types_lns",
+    "use_local_cheapest_insertion_visit_types_lns",
+    "use_make_active",
+    "use_make_inactive",
+    "use_make_chain_inactive",
+    "use_swap_active",
+    "use_shortest_path_swap_active",
+    "use_swap_active_chain",
+)
+
 
 def _per_tick(weight: float) -> int:
     """A weight in travel-minutes per minute -> integer cost per tick (travel costs 1 per tick)."""
@@ -85,7 +100,8 @@ def build_model(problem: Problem, options: SolveOptions, *, compact: bool = Fals
 
     # Time: transit i->j is service at i plus travel; slack is waiting.
     timed = p.travel + p.service[:, None]
-    horizon = int(max(v.latest_end for v in vehicles)) + 1
+    # Windows too: a model restricted to some technician-days may hold jobs none of them can reach.
+    horizon = max([v.latest_end for v in vehicles] + [dom[-1][1] for dom in p.domains]) + 1
     time_cb = routing.RegisterTransitMatrix(timed.tolist())
     routing.AddDimension(time_cb, horizon, horizon, False, "time")
     time_dim = routing.GetDimensionOrDie("time")
@@ -168,11 +184,13 @@ def search(
     progress: ProgressHook | None = None,
     deadline: float | None = None,
     stop_when_all_served: bool = False,
+    penalty_weight: float | None = None,
 ) -> SearchResult:
     """Warm-started guided local search, bounded by the time and solution limits.
 
     `stop_when_all_served` ends the search at the first solution that serves every job (the
-    route-minimisation phase asks only "do k-1 routes suffice?").
+    route-minimisation phase asks only "do k-1 routes suffice?"). `penalty_weight` is guided local
+    search's lambda (OR-Tools' default 0.1).
     """
     began = time.monotonic()
     model = build_model(problem, options, compact=stop_when_all_served)
@@ -180,6 +198,8 @@ def search(
     params = pywrapcp.DefaultRoutingSearchParameters()
     params.first_solution_strategy = routing_enums_pb2.FirstSolutionStrategy.PARALLEL_CHEAPEST_INSERTION
     params.local_search_metaheuristic = routing_enums_pb2.LocalSearchMetaheuristic.GUIDED_LOCAL_SEARCH
+    if penalty_weight is not None:
+        params.guided_local_search_lambda_coefficient = penalty_weight
     remaining = (deadline - time.monotonic()) if deadline else options.time_limit_seconds
     params.time_limit.FromMilliseconds(max(int(remaining * 1000), 100))
     if options.solution_limit is not None:
@@ -187,6 +207,11 @@ def search(
     if not options.local_search:
         params.local_search_metaheuristic = routing_enums_pb2.LocalSearchMetaheuristic.GREEDY_DESCENT
         params.solution_limit = 1
+    import os
+    if os.environ.get('NOLNS') and penalty_weight is not None:
+        ops = params.local_search_operators
+        for name in UNPERFORMED_OPERATORS:
+            setattr(ops, name, optional_boolean_pb2.BOOL_FALSE)
     if stop_when_all_served:
         # Inserting the jobs of a removed route needs moves that eject others to make room.
         ops = params.local_search_operators

@@ -26,6 +26,10 @@ Progress = Callable[[str, dict[str, float]], None]
 # FIRST_SHARE, emptying technician-days until MINIMISE_UNTIL, then polishing travel.
 FIRST_SHARE = 0.15
 MINIMISE_UNTIL = 0.6
+import os
+POLISH_LAMBDA = float(os.environ.get('PL', '0.1'))
+PATIENCE=float(os.environ.get('PAT', '0.25'))
+FIRST_SHARE=float(os.environ.get('FS', '0.15'))
 
 
 def solve(
@@ -112,7 +116,7 @@ def _search_with_route_minimisation(
         began + span * MINIMISE_UNTIL,
         options.seed,
         progress,
-        patience=span * 0.25,
+        patience=span * PATIENCE,
     )
     if progress is not None:
         progress("route minimisation", {"technician_days": len(kept), "seconds": time.monotonic() - began})
@@ -125,7 +129,7 @@ def _search_with_route_minimisation(
     for rr in routes:
         if rr.nodes:
             warm[local_of[rr.vehicle]] = rr.nodes
-    final = search(sub, plain, warm, progress=progress, deadline=deadline)
+    final = search(sub, plain, warm, progress=progress, deadline=deadline, penalty_weight=POLISH_LAMBDA)
     polished = [
         RawRoute(used[rr.vehicle], rr.nodes, rr.starts, rr.depart, rr.end, rr.break_start)
         for rr in final.routes
