@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2
-from ortools.util import optional_boolean_pb2
 
 from optimizer.construct import vehicle_node_costs
 from optimizer.options import SolveOptions
@@ -45,28 +44,6 @@ class SearchResult:
     phases: list[str] = field(default_factory=list)
 
 
-INSERTION_OPERATORS = (
-    "use_relocate_and_make_active",
-    "use_exchange_and_make_active",
-    "use_extended_swap_active",
-)
-
-# Operators that insert or remove optional jobs: idle work once every job is served.
-UNPERFORMED_OPERATORS = (
-    "use_global_cheapest_insertion_path_lns",
-    "use_local_cheapest_insertion_path_lns",
-    "use_relocate_path_global_cheapest_insertion_insert_unperformed",
-    "use_global_cheapest_insertion_visit_types_lns",
-    "use_local_cheapest_insertion_visit_types_lns",
-    "use_make_active",
-    "use_make_inactive",
-    "use_make_chain_inactive",
-    "use_swap_active",
-    "use_shortest_path_swap_active",
-    "use_swap_active_chain",
-)
-
-
 def _per_tick(weight: float) -> int:
     """A weight in travel-minutes per minute -> integer cost per tick (travel costs 1 per tick)."""
     return round(weight * COST_PER_TRAVEL_TICK)
@@ -84,7 +61,7 @@ class Model:
     breaks: dict[int, pywrapcp.IntervalVar]
 
 
-def build_model(problem: Problem, options: SolveOptions, *, compact: bool = False) -> Model:
+def build_model(problem: Problem, options: SolveOptions) -> Model:
     p, w = problem, options.weights
     vehicles = p.vehicles
     manager = pywrapcp.RoutingIndexManager(
@@ -105,9 +82,6 @@ def build_model(problem: Problem, options: SolveOptions, *, compact: bool = Fals
     time_cb = routing.RegisterTransitMatrix(timed.tolist())
     routing.AddDimension(time_cb, horizon, horizon, False, "time")
     time_dim = routing.GetDimensionOrDie("time")
-    if compact:
-        # Shorter days leave room: the route-minimisation phase rewards slack, not only less driving.
-        time_dim.SetSpanCostCoefficientForAllVehicles(COST_PER_TRAVEL_TICK)
     overtime = _per_tick(w.overtime_per_minute)
     for v in vehicles:
         start, end = routing.Start(v.index), routing.End(v.index)
@@ -183,17 +157,14 @@ def search(
     initial: list[list[int]] | None,
     progress: ProgressHook | None = None,
     deadline: float | None = None,
-    stop_when_all_served: bool = False,
     penalty_weight: float | None = None,
 ) -> SearchResult:
     """Warm-started guided local search, bounded by the time and solution limits.
 
-    `stop_when_all_served` ends the search at the first solution that serves every job (the
-    route-minimisation phase asks only "do k-1 routes suffice?"). `penalty_weight` is guided local
-    search's lambda (OR-Tools' default 0.1).
+    `penalty_weight` is guided local search's lambda (OR-Tools' default 0.1).
     """
     began = time.monotonic()
-    model = build_model(problem, options, compact=stop_when_all_served)
+    model = build_model(problem, options)
     routing, manager = model.routing, model.manager
     params = pywrapcp.DefaultRoutingSearchParameters()
     params.first_solution_strategy = routing_enums_pb2.FirstSolutionStrategy.PARALLEL_CHEAPEST_INSERTION
@@ -207,34 +178,14 @@ def search(
     if not options.local_search:
         params.local_search_metaheuristic = routing_enums_pb2.LocalSearchMetaheuristic.GREEDY_DESCENT
         params.solution_limit = 1
-    import os
-    if os.environ.get('NOLNS') and penalty_weight is not None:
-        ops = params.local_search_operators
-        for name in UNPERFORMED_OPERATORS:
-            setattr(ops, name, optional_boolean_pb2.BOOL_FALSE)
-    if stop_when_all_served:
-        # Inserting the jobs of a removed route needs moves that eject others to make room.
-        ops = params.local_search_operators
-        for name in INSERTION_OPERATORS:
-            setattr(ops, name, optional_boolean_pb2.BOOL_TRUE)
     routing.CloseModelWithParameters(params)
 
     solutions = 0
     first: float | None = None
-    all_served = False
-    # With every job served the objective is below the smallest unserved penalty (they dominate).
-    unserved = options.weights.unserved_by_priority
-    smallest_penalty = min(
-        (_penalty(problem, unserved.get(int(pr), 120.0)) for pr in problem.priority), default=0
-    )
-    if stop_when_all_served:
-        routing.AddSearchMonitor(routing.solver().CustomLimit(lambda: all_served))
 
     def on_solution() -> None:
-        nonlocal solutions, first, all_served
+        nonlocal solutions, first
         solutions += 1
-        if stop_when_all_served and routing.CostVar().Value() < smallest_penalty:
-            all_served = True
         elapsed = time.monotonic() - began
         if first is None:
             first = elapsed
