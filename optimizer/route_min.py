@@ -32,8 +32,11 @@ PERTURB_MOVES = 100  # random feasible moves after each ejection
 NEIGHBOURS = 20  # a perturbation move pairs a job with one of its nearest jobs
 
 
-class _Routes:
-    """Routes of the technician-days in use, with the timing data that makes insertion checks O(1)."""
+class RouteSet:
+    """Routes of the technician-days in use, with the timing data that makes insertion checks O(1).
+
+    Shared by the ejection pool here and by ruin-and-recreate (`optimizer.ruin_recreate`).
+    """
 
     def __init__(self, problem: Problem, routes: dict[int, list[int]], seed: int) -> None:
         p = problem
@@ -120,9 +123,14 @@ class _Routes:
 
     # --- insertion ---------------------------------------------------------------------------
 
-    def best_insertion(self, job: int) -> tuple[int, int] | None:
-        """The cheapest feasible (route, position) for `job` in the routes in use, or None."""
+    def best_insertion(self, job: int, blink: float = 0.0) -> tuple[int, int] | None:
+        """The cheapest feasible (route, position) for `job` in the routes in use, or None.
+
+        `blink`: the share of feasible positions skipped at random (ruin-and-recreate's "blinks",
+        which keep the recreate from rebuilding the same plan every time).
+        """
         travel, service, hi = self.travel, self.service, self.hi[job]
+        rand = self.rng.random
         best: tuple[int, int, int] | None = None
         for v, nodes in self.routes.items():
             if v not in self.allowed[job] or self.load[v] + self.demand[job] > self.cap[v]:
@@ -150,6 +158,8 @@ class _Routes:
                         continue
                 delta = travel[prev][job] + travel[job][nxt] - travel[prev][nxt]
                 if best is not None and delta >= best[0]:
+                    continue
+                if blink and rand() < blink:
                     continue
                 if veh.lunch is not None and not self.feasible(v, [*nodes[:k], job, *nodes[k:]]):
                     continue
@@ -316,7 +326,7 @@ def minimise_routes(
     hardly at all, and the time left is better spent shortening the routes kept.
     """
     began = time.monotonic()
-    state = _Routes(problem, routes, seed)
+    state = RouteSet(problem, routes, seed)
     rng = state.rng
     began_with = len(state.routes)
     best = {v: list(nodes) for v, nodes in state.routes.items()}

@@ -18,6 +18,7 @@ from optimizer.options import SolveOptions
 from optimizer.problem import Problem, build_problem
 from optimizer.route_min import minimise_routes
 from optimizer.routing_model import RawRoute, SearchResult, search
+from optimizer.ruin_recreate import shorten_routes
 from optimizer.travel import TravelProvider
 
 Progress = Callable[[str, dict[str, float]], None]
@@ -30,6 +31,8 @@ Progress = Callable[[str, dict[str, float]], None]
 FIRST_SHARE = 0.15
 MINIMISE_UNTIL = 0.6
 PATIENCE = 0.25
+# Ruin and recreate shortens the routes kept until SHORTEN_UNTIL; guided local search finishes.
+SHORTEN_UNTIL = 0.9
 # Guided local search's penalty weight for the polish: at the fewest routes the plan is tight and
 # OR-Tools' default 0.1 stalls (Solomon RC207 at 3 routes: 1,204 at 0.1, 1,135 at 0.5).
 POLISH_LAMBDA = 0.5
@@ -100,7 +103,8 @@ def _search_with_route_minimisation(
     began: float,
     deadline: float,
 ) -> SearchResult:
-    """A good plan first, then empty routes (`route_min`), then polish travel on the days kept.
+    """A good plan first, then empty routes (`route_min`), shorten them (`ruin_recreate`), and
+    polish travel on the days kept.
 
     After the first phase the fixed cost per technician-day is dropped and the model restricted to
     the technician-days in use: guided local search scales its penalties by arc costs, and a fixed
@@ -123,6 +127,10 @@ def _search_with_route_minimisation(
     )
     if progress is not None:
         progress("route minimisation", {"technician_days": len(kept), "seconds": time.monotonic() - began})
+    kept, shortened = shorten_routes(
+        problem, kept, began + span * SHORTEN_UNTIL, plain.weights, options.seed, progress
+    )
+    notes += shortened
     routes = _raw_from_initial(problem, [kept.get(v.index, []) for v in problem.vehicles])
     used = [r.vehicle for r in routes if r.nodes]
     nodes = list(range(problem.n_jobs))
