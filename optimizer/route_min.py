@@ -30,6 +30,9 @@ from optimizer.problem import Problem
 MAX_EJECTED = 3  # jobs one ejection may take out of a route (the paper uses 5; Python pays per level)
 PERTURB_MOVES = 100  # random feasible moves after each ejection
 NEIGHBOURS = 20  # a perturbation move pairs a job with one of its nearest jobs
+_UNSET = -(1 << 62)  # a start time not computed yet
+# A route's jobs, earliest and latest starts and load (None: the route was not in use).
+Snapshot = tuple[list[int], list[int], list[int], int] | None
 
 
 class RouteSet:
@@ -43,6 +46,7 @@ class RouteSet:
         self.p = p
         self.rng = random.Random(seed)
         self.travel: list[list[int]] = p.travel.tolist()
+        self.travel_to: list[list[int]] = p.travel.T.tolist()  # travel_to[j][i]: from i to j
         self.service: list[int] = p.service.tolist()
         self.demand: list[int] = p.demand.tolist()
         self.lo = [d[0][0] for d in p.domains]
@@ -70,22 +74,32 @@ class RouteSet:
         st = arrive if arrive > self.lo[node] else self.lo[node]
         return st if st <= self.hi[node] else None
 
+    def latest(self, node: int, bound: int) -> int | None:
+        """Latest service start at or before `bound`, None if no window opens by then."""
+        if self.multi[node]:
+            return last_start(self.p.domains[node], bound)
+        if bound < self.lo[node]:
+            return None
+        return bound if bound < self.hi[node] else self.hi[node]
+
     def refresh(self, v: int) -> None:
         nodes, veh = self.routes[v], self.p.vehicles[v]
-        travel, service = self.travel, self.service
+        travel, service, lo, hi, multi = self.travel, self.service, self.lo, self.hi, self.multi
         est: list[int] = []
         ready, prev = veh.shift_start, veh.start_node
+        route_of = self.route_of
         for node in nodes:
-            st = self.start(node, ready + travel[prev][node])
-            assert st is not None, "a committed route lost feasibility"
+            a = ready + travel[prev][node]
+            st = self.start(node, a) if multi[node] else (a if a > lo[node] else lo[node])
+            assert st is not None and st <= hi[node], "a committed route lost feasibility"
             est.append(st)
             ready, prev = st + service[node], node
-            self.route_of[node] = v
+            route_of[node] = v
         lst = [0] * len(nodes)
         bound, nxt = veh.latest_end, veh.end_node
         for k in range(len(nodes) - 1, -1, -1):
             node = nodes[k]
-            latest = last_start(self.p.domains[node], bound - travel[node][nxt] - service[node])
+            latest = self.latest(node, bound - travel[node][nxt] - service[node])
             assert latest is not None, "a committed route lost feasibility"
             lst[k] = bound = latest
             nxt = node
@@ -129,34 +143,47 @@ class RouteSet:
         `blink`: the share of feasible positions skipped at random (ruin-and-recreate's "blinks",
         which keep the recreate from rebuilding the same plan every time).
         """
-        travel, service, hi = self.travel, self.service, self.hi[job]
+        travel, service, lo, hi = self.travel, self.service, self.lo[job], self.hi[job]
+        single = not self.multi[job]
+        from_job, to_job = travel[job], self.travel_to[job]
+        allowed, need = self.allowed[job], self.demand[job]
         rand = self.rng.random
         best: tuple[int, int, int] | None = None
         for v, nodes in self.routes.items():
-            if v not in self.allowed[job] or self.load[v] + self.demand[job] > self.cap[v]:
+            if v not in allowed or self.load[v] + need > self.cap[v]:
                 continue
             veh = self.p.vehicles[v]
             est, lst = self.est[v], self.lst[v]
+            n, end_node, latest_end = len(nodes), veh.end_node, veh.latest_end
             prev, ready = veh.start_node, veh.shift_start
-            for k in range(len(nodes) + 1):
+            for k in range(n + 1):
                 if k:
                     prev = nodes[k - 1]
                     ready = est[k - 1] + service[prev]
                 if ready > hi:
                     break
-                st = self.start(job, ready + travel[prev][job])
-                if st is None:
-                    continue
-                done = st + service[job]
-                if k < len(nodes):
-                    nxt = nodes[k]
-                    if done + travel[job][nxt] > lst[k]:
+                t_in = to_job[prev]
+                a = ready + t_in
+                if single:
+                    st = a if a > lo else lo
+                    if st > hi:
                         continue
                 else:
-                    nxt = veh.end_node
-                    if done + travel[job][nxt] > veh.latest_end:
+                    found = self.start(job, a)
+                    if found is None:
                         continue
-                delta = travel[prev][job] + travel[job][nxt] - travel[prev][nxt]
+                    st = found
+                if k < n:
+                    nxt = nodes[k]
+                    t_out = from_job[nxt]
+                    if st + service[job] + t_out > lst[k]:
+                        continue
+                else:
+                    nxt = end_node
+                    t_out = from_job[nxt]
+                    if st + service[job] + t_out > latest_end:
+                        continue
+                delta = t_in + t_out - travel[prev][nxt]
                 if best is not None and delta >= best[0]:
                     continue
                 if blink and rand() < blink:
@@ -167,9 +194,82 @@ class RouteSet:
         return None if best is None else (best[1], best[2])
 
     def insert(self, job: int, v: int, k: int) -> None:
+        """Insert `job` before position k of route v, updating only the start times that change."""
+        self.routes[v].insert(k, job)
+        self.est[v].insert(k, _UNSET)
+        self.lst[v].insert(k, _UNSET)
+        self._forward(v, k)
+        self._backward(v, k)
+        self.load[v] += self.demand[job]
+        self.route_of[job] = v
+
+    def remove_string(self, v: int, first: int, length: int) -> list[int]:
+        """Take `length` consecutive jobs out of route v from position `first`; returns them."""
         nodes = self.routes[v]
-        nodes.insert(k, job)
-        self.refresh(v)
+        out = nodes[first : first + length]
+        for x in out:
+            self.route_of.pop(x, None)
+        if length >= len(nodes):
+            self.set_route(v, [])
+            return out
+        del nodes[first : first + length]
+        del self.est[v][first : first + length]
+        del self.lst[v][first : first + length]
+        if first < len(nodes):
+            self._forward(v, first)
+        if first:
+            self._backward(v, first - 1)
+        self.load[v] -= sum(self.demand[x] for x in out)
+        return out
+
+    def snapshot(self, v: int) -> Snapshot:
+        if v not in self.routes:
+            return None
+        return list(self.routes[v]), list(self.est[v]), list(self.lst[v]), self.load[v]
+
+    def restore(self, v: int, snap: Snapshot) -> None:
+        if snap is None:
+            self.set_route(v, [])
+            return
+        nodes, self.est[v], self.lst[v], self.load[v] = snap
+        self.routes[v] = nodes
+        for x in nodes:
+            self.route_of[x] = v
+
+    def _forward(self, v: int, k: int) -> None:
+        """Earliest starts from position k on, until one comes out as it was (the rest follow it)."""
+        nodes, est, veh = self.routes[v], self.est[v], self.p.vehicles[v]
+        travel, service = self.travel, self.service
+        if k:
+            prev = nodes[k - 1]
+            ready = est[k - 1] + service[prev]
+        else:
+            prev, ready = veh.start_node, veh.shift_start
+        for i in range(k, len(nodes)):
+            node = nodes[i]
+            st = self.start(node, ready + travel[prev][node])
+            assert st is not None, "a change broke a route"
+            if st == est[i]:
+                break
+            est[i] = st
+            ready, prev = st + service[node], node
+
+    def _backward(self, v: int, k: int) -> None:
+        """Latest starts from position k down, until one comes out as it was."""
+        nodes, lst, veh = self.routes[v], self.lst[v], self.p.vehicles[v]
+        travel, service = self.travel, self.service
+        if k + 1 < len(nodes):
+            nxt, bound = nodes[k + 1], lst[k + 1]
+        else:
+            nxt, bound = veh.end_node, veh.latest_end
+        for i in range(k, -1, -1):
+            node = nodes[i]
+            latest = self.latest(node, bound - travel[node][nxt] - service[node])
+            assert latest is not None, "a change broke a route"
+            if latest == lst[i]:
+                break
+            lst[i] = bound = latest
+            nxt = node
 
     # --- ejection ----------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ import numpy as np
 from optimizer.construct import schedule, vehicle_node_costs
 from optimizer.options import Weights
 from optimizer.problem import COST_PER_TRAVEL_TICK, Problem
-from optimizer.route_min import RouteSet
+from optimizer.route_min import RouteSet, Snapshot
 
 AVG_REMOVED = 10  # jobs taken out per iteration on average (the paper's c-bar)
 MAX_STRING = 10  # longest string taken out of one route (the paper's L_max)
@@ -115,7 +115,7 @@ def shorten_routes(
             break
         temperature = t_start * (t_end / t_start) ** ((now - began) / span)
         iterations += 1
-        before: dict[int, list[int]] = {}
+        before: dict[int, Snapshot] = {}
         removed = _ruin(state, near, served[int(rng.random() * len(served))], before)
         _sort_for_recreate(rng, removed, state.demand, home)
         for job in removed:
@@ -127,7 +127,7 @@ def shorten_routes(
                 break
             v, k = spot
             if v not in before:
-                before[v] = list(state.routes[v])
+                before[v] = state.snapshot(v)
             state.insert(job, v, k)
         else:
             changed = {v: costs.route(v) for v in before}
@@ -141,8 +141,8 @@ def shorten_routes(
                     best_cost = current
                     best = {v: list(nodes) for v, nodes in state.routes.items()}
                 continue
-        for v, nodes in before.items():
-            state.set_route(v, nodes)
+        for v, snap in before.items():
+            state.restore(v, snap)
 
     for v, nodes in best.items():
         assert schedule(problem, problem.vehicles[v], nodes) is not None, "ruin and recreate broke a route"
@@ -157,7 +157,7 @@ def shorten_routes(
     return best, [note]
 
 
-def _ruin(state: RouteSet, near: list[list[int]], seed_job: int, before: dict[int, list[int]]) -> list[int]:
+def _ruin(state: RouteSet, near: list[list[int]], seed_job: int, before: dict[int, Snapshot]) -> list[int]:
     """Take strings of consecutive jobs out of routes near `seed_job` (SISR's string removal)."""
     rng, routes = state.rng, state.routes
     mean_len = sum(len(nodes) for nodes in routes.values()) / len(routes)
@@ -171,15 +171,11 @@ def _ruin(state: RouteSet, near: list[list[int]], seed_job: int, before: dict[in
         if v is None or v in before:
             continue
         nodes = routes[v]
-        before[v] = list(nodes)
+        before[v] = state.snapshot(v)
         length = int(rng.uniform(1.0, min(len(nodes), longest) + 1.0))
         at = nodes.index(job)
         first = rng.randint(max(0, at - length + 1), min(at, len(nodes) - length))
-        out = nodes[first : first + length]
-        removed += out
-        for x in out:
-            state.route_of.pop(x, None)
-        state.set_route(v, nodes[:first] + nodes[first + length :])
+        removed += state.remove_string(v, first, length)
     return removed
 
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from models import Scenario
 from optimizer import SolveOptions, Weights
 from optimizer.construct import construct
 from optimizer.problem import Problem, build_problem
+from optimizer.route_min import RouteSet
 from optimizer.ruin_recreate import shorten_routes
 from tests.optimizer.test_properties import scenarios
 from tests.optimizer.test_route_min import _assert_same_jobs_feasible
@@ -25,7 +28,7 @@ def _travel(problem: Problem, routes: dict[int, list[int]]) -> int:
     for v, nodes in routes.items():
         veh = problem.vehicles[v]
         path = [veh.start_node, *nodes, veh.end_node]
-        total += sum(int(problem.travel[a, b]) for a, b in zip(path, path[1:], strict=False))
+        total += sum(int(problem.travel[a, b]) for a, b in itertools.pairwise(path))
     return total
 
 
@@ -84,3 +87,29 @@ def test_any_scenario_keeps_every_job_and_never_adds_travel(data: dict[str, Any]
     kept, _ = shorten_routes(problem, start, time.monotonic() + 0.2, TRAVEL_ONLY, seed=0)
     _assert_same_jobs_feasible(problem, start, kept)
     assert _travel(problem, kept) <= _travel(problem, start)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios(), st.randoms(use_true_random=False))
+def test_incremental_start_times_match_a_full_recomputation(data: dict[str, Any], rnd: Any) -> None:
+    """Insertions and string removals update start times in place; a full refresh must agree."""
+    scenario = Scenario.model_validate(data)
+    problem = build_problem(scenario, SolveOptions())
+    start = {v: nodes for v, nodes in enumerate(construct(problem, Weights())) if nodes}
+    state = RouteSet(problem, start, seed=0)
+    for _ in range(20):
+        if not state.routes:
+            break
+        v = rnd.choice(sorted(state.routes))
+        nodes = state.routes[v]
+        first = rnd.randrange(len(nodes))
+        out = state.remove_string(v, first, rnd.randint(1, len(nodes) - first))
+        for job in out:
+            spot = state.best_insertion(job)
+            if spot is not None:  # else the job stays out: the timing must still agree
+                state.insert(job, *spot)
+        for u in list(state.routes):
+            est, lst, load = list(state.est[u]), list(state.lst[u]), state.load[u]
+            state.refresh(u)
+            assert (est, lst, load) == (state.est[u], state.lst[u], state.load[u])
+            assert all(state.route_of[x] == u for x in state.routes[u])
