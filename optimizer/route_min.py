@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -137,11 +137,14 @@ class RouteSet:
 
     # --- insertion ---------------------------------------------------------------------------
 
-    def best_insertion(self, job: int, blink: float = 0.0) -> tuple[int, int] | None:
+    def best_insertion(
+        self, job: int, blink: float = 0.0, among: Iterable[int] | None = None
+    ) -> tuple[int, int] | None:
         """The cheapest feasible (route, position) for `job` in the routes in use, or None.
 
         `blink`: the share of feasible positions skipped at random (ruin-and-recreate's "blinks",
-        which keep the recreate from rebuilding the same plan every time).
+        which keep the recreate from rebuilding the same plan every time). `among`: only these
+        routes (those in use).
         """
         travel, service, lo, hi = self.travel, self.service, self.lo[job], self.hi[job]
         single = not self.multi[job]
@@ -149,7 +152,9 @@ class RouteSet:
         allowed, need = self.allowed[job], self.demand[job]
         rand = self.rng.random
         best: tuple[int, int, int] | None = None
-        for v, nodes in self.routes.items():
+        routes = self.routes
+        for v in routes if among is None else among:
+            nodes = routes[v]
             if v not in allowed or self.load[v] + need > self.cap[v]:
                 continue
             veh = self.p.vehicles[v]

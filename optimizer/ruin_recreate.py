@@ -31,6 +31,9 @@ AVG_REMOVED = 10  # jobs taken out per iteration on average (the paper's c-bar)
 MAX_STRING = 10  # longest string taken out of one route (the paper's L_max)
 BLINK = 0.01  # share of feasible places skipped on recreate
 NEAREST = 100  # strings are taken around the seed job's nearest jobs
+# A job goes back into a route through one of its CLOSE nearest jobs if any has a place (twelve
+# instances, 4 s, two seeds: mean gap 2.7 % scanning every route, 2.5 % at 10, 2.3 % at 20 and 30).
+CLOSE = 20
 # Annealing temperatures, in mean arc costs of the starting plan: the paper's 100 -> 1 on Solomon
 # (mean arc about 10) is for millions of iterations; a few seconds' worth do better starting cooler
 # (measured on twelve R, RC and C instances, 4 s from the ejection pool's plan, two seeds: mean gap
@@ -118,8 +121,13 @@ def shorten_routes(
         before: dict[int, Snapshot] = {}
         removed = _ruin(state, near, served[int(rng.random() * len(served))], before)
         _sort_for_recreate(rng, removed, state.demand, home)
+        route_of = state.route_of
         for job in removed:
-            spot = state.best_insertion(job, BLINK)
+            # Routes through the job's nearest jobs first; the others only if none has a place.
+            close = {route_of[x] for x in near[job][:CLOSE] if x in route_of}
+            spot = state.best_insertion(job, BLINK, close)
+            if spot is None:
+                spot = state.best_insertion(job, BLINK, [v for v in state.routes if v not in close])
             if spot is None:
                 # No fleet to grow into (the days are fixed): undo. Tried instead, keeping such
                 # jobs out at a penalty: the search settled with jobs out and never came back.
