@@ -20,6 +20,11 @@ from optimizer.travel import TravelProvider, provider_for
 COST_PER_TRAVEL_TICK = 10  # integer costs with a tenth-of-a-tick resolution for the soft weights
 
 
+def per_tick(weight: float) -> int:
+    """A weight in travel-minutes per minute -> integer cost per tick (travel costs 1 per tick)."""
+    return round(weight * COST_PER_TRAVEL_TICK)
+
+
 @dataclass(frozen=True)
 class Vehicle:
     """One technician on one working day."""

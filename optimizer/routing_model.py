@@ -19,7 +19,7 @@ from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 
 from optimizer.construct import vehicle_node_costs
 from optimizer.options import SolveOptions
-from optimizer.problem import COST_PER_TRAVEL_TICK, Problem
+from optimizer.problem import COST_PER_TRAVEL_TICK, Problem, per_tick
 
 ProgressHook = Callable[[str, dict[str, float]], None]
 
@@ -44,11 +44,6 @@ class SearchResult:
     phases: list[str] = field(default_factory=list)
 
 
-def _per_tick(weight: float) -> int:
-    """A weight in travel-minutes per minute -> integer cost per tick (travel costs 1 per tick)."""
-    return round(weight * COST_PER_TRAVEL_TICK)
-
-
 def _penalty(problem: Problem, minutes: float) -> int:
     return round(minutes * 60.0 / problem.tick_seconds * COST_PER_TRAVEL_TICK)
 
@@ -69,7 +64,7 @@ def build_model(problem: Problem, options: SolveOptions) -> Model:
     )
     routing = pywrapcp.RoutingModel(manager)
 
-    cost = p.travel * _per_tick(w.travel_per_minute)
+    cost = p.travel * per_tick(w.travel_per_minute)
     cost_cb = routing.RegisterTransitMatrix(cost.tolist())
     routing.SetArcCostEvaluatorOfAllVehicles(cost_cb)
     if w.technician_day_fixed:
@@ -82,7 +77,7 @@ def build_model(problem: Problem, options: SolveOptions) -> Model:
     time_cb = routing.RegisterTransitMatrix(timed.tolist())
     routing.AddDimension(time_cb, horizon, horizon, False, "time")
     time_dim = routing.GetDimensionOrDie("time")
-    overtime = _per_tick(w.overtime_per_minute)
+    overtime = per_tick(w.overtime_per_minute)
     for v in vehicles:
         start, end = routing.Start(v.index), routing.End(v.index)
         time_dim.CumulVar(start).SetRange(v.shift_start, v.shift_end)
@@ -92,7 +87,7 @@ def build_model(problem: Problem, options: SolveOptions) -> Model:
         routing.AddVariableMaximizedByFinalizer(time_dim.CumulVar(start))
         routing.AddVariableMinimizedByFinalizer(time_dim.CumulVar(end))
 
-    sla = _per_tick(w.sla_late_per_minute)
+    sla = per_tick(w.sla_late_per_minute)
     for j in range(p.n_jobs):
         index = manager.NodeToIndex(j)
         dom = p.domains[j]
