@@ -41,7 +41,9 @@ class RouteSet:
     Shared by the ejection pool here and by ruin-and-recreate (`optimizer.ruin_recreate`).
     """
 
-    def __init__(self, problem: Problem, routes: dict[int, list[int]], seed: int) -> None:
+    def __init__(
+        self, problem: Problem, routes: dict[int, list[int]], seed: int, neighbours: int = NEIGHBOURS
+    ) -> None:
         p = problem
         self.p = p
         self.rng = random.Random(seed)
@@ -63,7 +65,8 @@ class RouteSet:
             self.refresh(v)
         both_ways = p.travel[: p.n_jobs, : p.n_jobs] + p.travel[: p.n_jobs, : p.n_jobs].T
         np.fill_diagonal(both_ways, np.iinfo(np.int64).max)
-        self.near: list[list[int]] = np.argsort(both_ways, axis=1, kind="stable")[:, :NEIGHBOURS].tolist()
+        # Each job's `neighbours` nearest other jobs, nearest first.
+        self.near: list[list[int]] = np.argsort(both_ways, axis=1, kind="stable")[:, :neighbours].tolist()
 
     # --- timing ------------------------------------------------------------------------------
 
@@ -83,27 +86,15 @@ class RouteSet:
         return bound if bound < self.hi[node] else self.hi[node]
 
     def refresh(self, v: int) -> None:
-        nodes, veh = self.routes[v], self.p.vehicles[v]
-        travel, service, lo, hi, multi = self.travel, self.service, self.lo, self.hi, self.multi
-        est: list[int] = []
-        ready, prev = veh.shift_start, veh.start_node
-        route_of = self.route_of
+        """All start times, the load and the job -> route index of route v, from scratch."""
+        nodes = self.routes[v]
+        self.est[v] = [_UNSET] * len(nodes)
+        self.lst[v] = [_UNSET] * len(nodes)
+        if nodes:
+            self._forward(v, 0)
+            self._backward(v, len(nodes) - 1)
         for node in nodes:
-            a = ready + travel[prev][node]
-            st = self.start(node, a) if multi[node] else (a if a > lo[node] else lo[node])
-            assert st is not None and st <= hi[node], "a committed route lost feasibility"
-            est.append(st)
-            ready, prev = st + service[node], node
-            route_of[node] = v
-        lst = [0] * len(nodes)
-        bound, nxt = veh.latest_end, veh.end_node
-        for k in range(len(nodes) - 1, -1, -1):
-            node = nodes[k]
-            latest = self.latest(node, bound - travel[node][nxt] - service[node])
-            assert latest is not None, "a committed route lost feasibility"
-            lst[k] = bound = latest
-            nxt = node
-        self.est[v], self.lst[v] = est, lst
+            self.route_of[node] = v
         self.load[v] = sum(self.demand[n] for n in nodes)
 
     def feasible(self, v: int, nodes: Sequence[int]) -> bool:
@@ -244,7 +235,7 @@ class RouteSet:
     def _forward(self, v: int, k: int) -> None:
         """Earliest starts from position k on, until one comes out as it was (the rest follow it)."""
         nodes, est, veh = self.routes[v], self.est[v], self.p.vehicles[v]
-        travel, service = self.travel, self.service
+        travel, service, lo, hi, multi = self.travel, self.service, self.lo, self.hi, self.multi
         if k:
             prev = nodes[k - 1]
             ready = est[k - 1] + service[prev]
@@ -252,8 +243,9 @@ class RouteSet:
             prev, ready = veh.start_node, veh.shift_start
         for i in range(k, len(nodes)):
             node = nodes[i]
-            st = self.start(node, ready + travel[prev][node])
-            assert st is not None, "a change broke a route"
+            a = ready + travel[prev][node]
+            st = self.start(node, a) if multi[node] else (a if a > lo[node] else lo[node])
+            assert st is not None and st <= hi[node], "a route lost feasibility"
             if st == est[i]:
                 break
             est[i] = st
@@ -270,7 +262,7 @@ class RouteSet:
         for i in range(k, -1, -1):
             node = nodes[i]
             latest = self.latest(node, bound - travel[node][nxt] - service[node])
-            assert latest is not None, "a change broke a route"
+            assert latest is not None, "a route lost feasibility"
             if latest == lst[i]:
                 break
             lst[i] = bound = latest

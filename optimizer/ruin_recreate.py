@@ -91,7 +91,7 @@ def shorten_routes(
     progress: Callable[[str, dict[str, float]], None] | None = None,
 ) -> tuple[dict[int, list[int]], list[str]]:
     """The same jobs on the same (or fewer) technician-days, cheaper; every route passes `schedule`."""
-    state = RouteSet(problem, routes, seed)
+    state = RouteSet(problem, routes, seed, neighbours=NEAREST)
     rng = state.rng
     costs = _Costs(state, weights)
     cost = {v: costs.route(v) for v in state.routes}
@@ -101,8 +101,7 @@ def shorten_routes(
     n = problem.n_jobs
     if n < 2 or not state.routes:
         return best, []
-    jobs = problem.travel[:n, :n] + problem.travel[:n, :n].T
-    near: list[list[int]] = np.argsort(jobs, axis=1, kind="stable")[:, :NEAREST].tolist()
+    near = state.near
     starts = sorted({problem.vehicles[v].start_node for v in state.routes})
     home: list[int] = problem.travel[np.ix_(starts, range(n))].min(axis=0).tolist()
     arcs = sum(len(nodes) + 1 for nodes in state.routes.values())
@@ -120,7 +119,7 @@ def shorten_routes(
         temperature = t_start * (t_end / t_start) ** ((now - began) / span)
         iterations += 1
         before: dict[int, Snapshot] = {}
-        removed = _ruin(state, near, served[int(rng.random() * len(served))], before)
+        removed = _ruin(state, served[int(rng.random() * len(served))], before)
         _sort_for_recreate(rng, removed, state.demand, home)
         route_of = state.route_of
         for job in removed:
@@ -160,20 +159,19 @@ def shorten_routes(
     gain = 100.0 * (start_cost - best_cost) / start_cost if start_cost else 0.0
     note = (
         f"ruin and recreate (string removals): {iterations} iterations, {failed} left a job out, "
-        f"{accepted} accepted, "
-        f"cost {gain:.1f} % lower"
+        f"{accepted} accepted, cost {gain:.1f} % lower"
     )
     return best, [note]
 
 
-def _ruin(state: RouteSet, near: list[list[int]], seed_job: int, before: dict[int, Snapshot]) -> list[int]:
+def _ruin(state: RouteSet, seed_job: int, before: dict[int, Snapshot]) -> list[int]:
     """Take strings of consecutive jobs out of routes near `seed_job` (SISR's string removal)."""
     rng, routes = state.rng, state.routes
     mean_len = sum(len(nodes) for nodes in routes.values()) / len(routes)
     longest = min(float(MAX_STRING), mean_len)
     strings = int(rng.uniform(1.0, 4.0 * AVG_REMOVED / (1.0 + longest)))
     removed: list[int] = []
-    for job in near[seed_job]:
+    for job in (seed_job, *state.near[seed_job]):
         if len(before) >= strings:
             break
         v = state.route_of.get(job)

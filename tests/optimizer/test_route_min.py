@@ -13,6 +13,7 @@ from optimizer import SolveOptions, Weights, solve, validate_plan
 from optimizer.construct import construct, schedule
 from optimizer.problem import Problem, build_problem
 from optimizer.route_min import minimise_routes
+from tests.conftest import DAY, job, scenario_dict, tech
 from tests.optimizer.test_properties import scenarios
 
 
@@ -43,39 +44,27 @@ def _one_job_per_route(problem: Problem) -> dict[int, list[int]]:
     return routes
 
 
+LONG_DAY = [{"date": DAY, "start": "07:00", "end": "19:00"}]
+
+
 def _van_day(jobs: int, demand: int, capacity: int) -> Scenario:
     """Jobs around one depot with open windows: only the van's capacity limits a route."""
     techs = [
-        {
-            "id": f"V{i}",
-            "name": f"V{i}",
-            "home": {"lat": 45.75, "lon": 4.85},
-            "skills": {"hvac": 1},
-            "capacity": capacity,
-            "shifts": [{"date": "2026-12-07", "start": "07:00", "end": "19:00"}],
-        }
+        tech(f"V{i}", 45.75, 4.85, skills={"hvac": 1}, capacity=capacity, shifts=LONG_DAY)
         for i in range(jobs)
     ]
     items = [
-        {
-            "id": f"J{j}",
-            "kind": "maintenance",
-            "location": {"lat": 45.75 + 0.004 * (j % 4), "lon": 4.85 + 0.004 * (j // 4)},
-            "duration_minutes": 20,
-            "skills": {"hvac": 1},
-            "demand": demand,
-        }
+        job(
+            f"J{j}",
+            45.75 + 0.004 * (j % 4),
+            4.85 + 0.004 * (j // 4),
+            duration_minutes=20,
+            skills={"hvac": 1},
+            demand=demand,
+        )
         for j in range(jobs)
     ]
-    return Scenario.model_validate(
-        {
-            "name": "vans",
-            "timezone": "Europe/Paris",
-            "horizon": {"start": "2026-12-07", "days": 1},
-            "technicians": techs,
-            "jobs": items,
-        }
-    )
+    return Scenario.model_validate(scenario_dict(techs, items))
 
 
 def test_capacity_decides_how_many_routes_remain() -> None:

@@ -15,8 +15,9 @@ from optimizer.construct import construct
 from optimizer.problem import Problem, build_problem
 from optimizer.route_min import RouteSet
 from optimizer.ruin_recreate import shorten_routes
+from tests.conftest import job, scenario_dict, tech
 from tests.optimizer.test_properties import scenarios
-from tests.optimizer.test_route_min import _assert_same_jobs_feasible
+from tests.optimizer.test_route_min import LONG_DAY, _assert_same_jobs_feasible
 
 TRAVEL_ONLY = Weights(
     overtime_per_minute=0, sla_late_per_minute=0, preferred_miss=0, wait_per_day=0, stability_move=0
@@ -34,33 +35,12 @@ def _travel(problem: Problem, routes: dict[int, list[int]]) -> int:
 
 def _two_districts() -> Scenario:
     """Six jobs east and six west of the depot, open windows: each van should take one side."""
-    techs = [
-        {
-            "id": f"V{i}",
-            "name": f"V{i}",
-            "home": {"lat": 45.75, "lon": 4.85},
-            "shifts": [{"date": "2026-12-07", "start": "07:00", "end": "19:00"}],
-        }
-        for i in range(2)
-    ]
+    techs = [tech(f"V{i}", 45.75, 4.85, shifts=LONG_DAY) for i in range(2)]
     jobs = [
-        {
-            "id": f"J{j}",
-            "kind": "maintenance",
-            "location": {"lat": 45.75 + 0.01 * (j % 6), "lon": 4.85 + (0.3 if j < 6 else -0.3)},
-            "duration_minutes": 20,
-        }
+        job(f"J{j}", 45.75 + 0.01 * (j % 6), 4.85 + (0.3 if j < 6 else -0.3), duration_minutes=20)
         for j in range(12)
     ]
-    return Scenario.model_validate(
-        {
-            "name": "districts",
-            "timezone": "Europe/Paris",
-            "horizon": {"start": "2026-12-07", "days": 1},
-            "technicians": techs,
-            "jobs": jobs,
-        }
-    )
+    return Scenario.model_validate(scenario_dict(techs, jobs))
 
 
 def test_zigzag_routes_are_untangled() -> None:
@@ -104,10 +84,10 @@ def test_incremental_start_times_match_a_full_recomputation(data: dict[str, Any]
         nodes = state.routes[v]
         first = rnd.randrange(len(nodes))
         out = state.remove_string(v, first, rnd.randint(1, len(nodes) - first))
-        for job in out:
-            spot = state.best_insertion(job)
+        for node in out:
+            spot = state.best_insertion(node)
             if spot is not None:  # else the job stays out: the timing must still agree
-                state.insert(job, *spot)
+                state.insert(node, *spot)
         for u in list(state.routes):
             est, lst, load = list(state.est[u]), list(state.lst[u]), state.load[u]
             state.refresh(u)
