@@ -30,6 +30,7 @@ from api.settings import get_settings
 from api.tables import RunRow, TechnicianRow
 from models import Plan, Scenario
 from optimizer import SolveOptions, solve, validate_plan
+from optimizer.solve import DEGRADED
 from scenarios.generate import PRESETS, REGIONS, generate
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="fieldplan: who goes where, when.")
@@ -48,14 +49,21 @@ def solve_cmd(
     time_limit: Annotated[float, typer.Option("--time-limit", min=0.1, help="seconds")] = 10.0,
     out_file: Annotated[Path | None, typer.Option("--out", help="write the plan JSON here")] = None,
     seed: int = 0,
+    iterations: Annotated[
+        int | None, typer.Option("--iterations", min=0, help="stop after N search iterations (repeatable)")
+    ] = None,
     details: Annotated[bool | None, typer.Option("--details/--no-details")] = None,
 ) -> None:
-    """Plan a scenario, print the routes and KPIs, and write the plan JSON."""
+    """Plan a scenario, print the routes and KPIs, and write the plan JSON.
+
+    Exit codes: 0 plan OK, 1 the validator found a violation, 2 bad input, 3 a search phase failed
+    and the best plan found before it was kept (status DEGRADED).
+    """
     try:
         scenario = load(scenario_file, Scenario)
     except BadInput as exc:
         fail(str(exc))
-    options = SolveOptions(time_limit_seconds=time_limit, seed=seed)
+    options = SolveOptions(time_limit_seconds=time_limit, seed=seed, iterations=iterations)
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -89,6 +97,12 @@ def solve_cmd(
             err.print(f"[red]violation[/] {v}", highlight=False)
         raise typer.Exit(1)
     out.print(f"[green]validator: plan OK[/] ({sum(len(r.visits) for r in plan.routes)} visits checked)")
+    if plan.solver.status == DEGRADED:
+        failed = "; ".join(p for p in plan.solver.search_phases if "failed" in p)
+        err.print(
+            f"[yellow]warning:[/] a search phase failed, the best plan found before it is shown: {failed}"
+        )
+        raise typer.Exit(3)
 
 
 @app.command("validate")

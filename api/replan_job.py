@@ -28,6 +28,7 @@ from api.tables import RunRow, utcnow
 from models import Horizon, JobStatus
 from optimizer import SolveOptions
 from optimizer.replan import PoolJob, ReplanInput, ReplanResult, replan, working_days_horizon
+from optimizer.search import warm_up
 
 log = logging.getLogger("fieldplan.replan")
 LOCK = "replan"
@@ -35,6 +36,12 @@ LOCK = "replan"
 SOLVER: Callable[[ReplanInput], ReplanResult] = replan
 _pool: ProcessPoolExecutor | None = None
 _pool_guard = threading.Lock()
+
+
+def _start_worker(parent: int) -> None:
+    """In a new worker: watch the parent, and load the search's compiled code before the first run."""
+    _watch_parent(parent)
+    warm_up()
 
 
 def _watch_parent(parent: int) -> None:
@@ -56,7 +63,7 @@ def _worker_pool() -> ProcessPoolExecutor:
             _pool = ProcessPoolExecutor(
                 max_workers=1,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_watch_parent,
+                initializer=_start_worker,
                 initargs=(os.getpid(),),
             )
         return _pool

@@ -98,5 +98,5 @@ def print_plan(plan: Plan, console: Console, details: bool | None = None) -> Non
     if k.churn is not None:
         kp.add_row("churn", f"{k.churn:.1%}")
     s = plan.solver
-    kp.add_row("solver", f"{s.status}, {s.wall_seconds:.1f}s, {s.solutions} improvements, seed {s.seed}")
+    kp.add_row("solver", f"{s.status}, {s.wall_seconds:.1f}s, {s.solutions} iterations, seed {s.seed}")
     console.print(kp)

@@ -511,6 +511,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         solvers = [s for s in solvers if s not in missing]
     bks = read_bks(args.instances)
+    if "fieldplan" in solvers:
+        from optimizer.search import warm_up
+
+        print(f"search compiled or loaded in {warm_up():.1f} s", file=sys.stderr)
     tasks = [(p, s) for p in paths for s in solvers]
     print(
         f"{len(paths)} instances x {len(solvers)} solvers at {args.time_limit:g} s, {args.jobs} at a time: "

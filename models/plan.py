@@ -90,13 +90,18 @@ class Kpis(Strict):
 
 
 class SolverStats(Strict):
+    """How the plan was found. `status` is one of SUCCESS (the search ran to its stopping
+    criterion), FIRST_PLAN (only the first plan was asked for), NO_SEARCH (nothing to search) and
+    DEGRADED (a search phase failed; the best plan found before it is returned, and
+    `search_phases` says which phase failed)."""
+
     status: str
     wall_seconds: float
     first_solution_seconds: float | None = None
     objective: int | None = None
     seed: int
     time_limit_seconds: float
-    solutions: int = 0
+    solutions: int = Field(0, description="search iterations run")
     search_phases: list[str] = Field(default_factory=list)
 
 

@@ -69,6 +69,7 @@ def restrict(problem: Problem, vehicles: list[int], nodes: list[int]) -> Problem
         domains=[p.domains[n] for n in nodes],
         due_start=p.due_start[idx] if nodes else p.due_start[:0],
         priority=p.priority[idx] if nodes else p.priority[:0],
+        level=p.level[idx] if nodes else p.level[:0],
         demand=p.demand[idx] if nodes else p.demand[:0],
         vehicles=sub_vehicles,
         allowed=allowed,

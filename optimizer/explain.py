@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from models import ReasonCode
-from optimizer.construct import schedule
 from optimizer.problem import Problem
 
 
@@ -13,7 +12,7 @@ def dropped_reason(problem: Problem, node: int) -> tuple[ReasonCode, str]:
     The pre-search filter ignores the lunch break (cheap, vectorised); the exact check here places
     it, so a job that only fails because lunch cannot fit is not blamed on capacity.
     """
-    alone = [v for v in problem.allowed[node].tolist() if schedule(problem, problem.vehicles[v], [node])]
+    alone = [v for v in problem.allowed[node].tolist() if problem.solo.feasible(v, [node])]
     if not alone:
         return (
             ReasonCode.NO_SHIFT_IN_WINDOW,

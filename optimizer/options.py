@@ -44,15 +44,25 @@ class SolveOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     time_limit_seconds: Annotated[float, Field(gt=0, le=24 * 3600)] = 10.0
-    solution_limit: Annotated[int, Field(ge=1)] | None = Field(
-        None, description="stop after this many improving solutions: with it a solve is repeatable"
+    iterations: Annotated[int, Field(ge=0)] | None = Field(
+        None,
+        description="stop the search after this many ruin-and-recreate iterations: with it a solve is "
+        "repeatable (same scenario, seed and iterations, same plan), whatever the machine's speed",
+    )
+    no_improvement: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="stop the search after this many iterations without a better plan"
     )
     seed: int = 0
     weights: Weights = Field(default_factory=Weights)
     tick_seconds: Annotated[float, Field(gt=0, le=60)] = Field(
         1.0, description="time resolution of the search; benchmarks with real-valued data use less"
     )
-    local_search: bool = Field(True, description="improve the first plan with guided local search")
+    local_search: bool = Field(True, description="improve the first plan (False: the first plan only)")
     route_minimisation: bool = Field(
         False, description="extra phase that tries to empty whole technician-days (benchmarks)"
+    )
+    keep_planned: bool = Field(
+        False,
+        description="never end with fewer jobs planned than the first plan (the warm start) at any "
+        "priority level counted cumulatively: what-if runs warm-started from a base plan",
     )

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
 
 from models import Job, Plan, ReasonCode, Scenario
+from optimizer.kernel import Checker, Timing
 from optimizer.options import SolveOptions
 from optimizer.travel import TravelProvider, provider_for
 
@@ -58,6 +60,7 @@ class Problem:
     domains: list[list[tuple[int, int]]]  # per job node: allowed start intervals, sorted
     due_start: NDArray[np.int64]  # latest start meeting the SLA, -1 without `due`
     priority: NDArray[np.int64]
+    level: NDArray[np.int64]  # 0 for a promise (pinned), else the priority: the order of `costs.better`
     demand: NDArray[np.int64]
     vehicles: list[Vehicle]
     allowed: list[NDArray[np.int64]]  # per job node: vehicles that may serve it alone
@@ -69,6 +72,40 @@ class Problem:
     @property
     def n_jobs(self) -> int:
         return len(self.jobs)
+
+    @cached_property
+    def solo(self) -> Checker:
+        """Exact checks of one job alone on a technician-day (reasons for what is left out)."""
+        return Checker(self.timing, 3)
+
+    @cached_property
+    def timing(self) -> Timing:
+        """The arrays the timing kernel works on."""
+        ptr = np.zeros(self.n_jobs + 1, dtype=np.int64)
+        for j, dom in enumerate(self.domains):
+            ptr[j + 1] = ptr[j] + len(dom)
+        intervals = np.array([iv for dom in self.domains for iv in dom], dtype=np.int64).reshape(-1, 2)
+        veh = np.array(
+            [
+                (
+                    v.start_node,
+                    v.end_node,
+                    v.shift_start,
+                    v.shift_end,
+                    v.latest_end,
+                    *(v.lunch if v.lunch else (0, 0, 0)),
+                )
+                for v in self.vehicles
+            ],
+            dtype=np.int64,
+        ).reshape(-1, 8)
+        return Timing(
+            travel=np.ascontiguousarray(self.travel, dtype=np.int64),
+            service=self.service.astype(np.int64),
+            dom_ptr=ptr,
+            dom=intervals,
+            veh=veh,
+        )
 
     def moment(self, ticks: int | float) -> datetime:
         """Ticks -> an aware datetime; via UTC so a DST change inside the horizon is exact."""
@@ -298,6 +335,7 @@ def build_problem(
         dtype=np.int64,
     )
     priority = np.array([j.effective_priority for j in jobs], dtype=np.int64)
+    level = np.where(np.array([j.pinned is not None for j in jobs], dtype=bool), 0, priority).astype(np.int64)
     demand = np.array([j.demand for j in jobs], dtype=np.int64)
     preferred = [frozenset(tech_pos[t] for t in j.preferred_technicians) for j in jobs]
     earliest_day = np.array([int(v_day[a].min()) for a in allowed], dtype=np.int64)
@@ -326,6 +364,7 @@ def build_problem(
         domains=domains,
         due_start=due_start,
         priority=priority,
+        level=level,
         demand=demand,
         vehicles=final_vehicles,
         allowed=allowed,

@@ -1,10 +1,14 @@
 """The OR-Tools routing model: one vehicle per technician-day, matrices registered natively.
 
-Costs: travel (arc cost), overtime (soft upper bound on the end time), SLA lateness (soft upper bound
-on the job's start), unserved jobs (disjunction penalty by priority), and the per-vehicle node costs
-of `construct.vehicle_node_costs` (waiting days, preferred technician, stability), carried by a
-"soft" dimension whose per-vehicle unary transits sum up along the route and cost by span.
-No Python callback is called inside the search loop except the once-per-solution progress hook.
+Priced by the one cost model (`optimizer.costs`): travel (arc cost), overtime (soft upper bound on
+the end time), SLA lateness (soft upper bound on the job's start), jobs left out (disjunction
+penalties by priority, capped: `costs.capped_unserved_penalties`), and the per technician-day job
+costs (waiting days, preferred technician, stability), carried by a "soft" dimension whose
+per-vehicle unary transits sum up along the route and cost by span. No Python callback is called
+inside the search loop except the once-per-solution progress hook.
+
+Its answers are node sequences: the kernel times them, and `costs.better` decides whether they beat
+the plan fieldplan's own search holds (the capped penalties do not hold the strict priority order).
 """
 
 from __future__ import annotations
@@ -17,35 +21,21 @@ from dataclasses import dataclass, field
 import numpy as np
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 
-from optimizer.construct import vehicle_node_costs
+from optimizer.costs import W_OVERTIME, W_SLA, capped_unserved_penalties, cost_model, vehicle_job_costs
 from optimizer.options import SolveOptions
-from optimizer.problem import COST_PER_TRAVEL_TICK, Problem, per_tick
+from optimizer.problem import Problem
 
 ProgressHook = Callable[[str, dict[str, float]], None]
 
 
 @dataclass
-class RawRoute:
-    vehicle: int
-    nodes: list[int]
-    starts: list[int]
-    depart: int
-    end: int
-    break_start: int | None
-
-
-@dataclass
 class SearchResult:
-    routes: list[RawRoute]
+    routes: list[tuple[int, list[int]]]  # (vehicle, job nodes) per used technician-day
     status: str
     objective: int | None
     solutions: int
     first_solution_seconds: float | None
     phases: list[str] = field(default_factory=list)
-
-
-def _penalty(problem: Problem, minutes: float) -> int:
-    return round(minutes * 60.0 / problem.tick_seconds * COST_PER_TRAVEL_TICK)
 
 
 @dataclass
@@ -58,17 +48,18 @@ class Model:
 
 def build_model(problem: Problem, options: SolveOptions) -> Model:
     p, w = problem, options.weights
+    costs = cost_model(p, w)
     vehicles = p.vehicles
     manager = pywrapcp.RoutingIndexManager(
         p.n_nodes, len(vehicles), [v.start_node for v in vehicles], [v.end_node for v in vehicles]
     )
     routing = pywrapcp.RoutingModel(manager)
 
-    cost = p.travel * per_tick(w.travel_per_minute)
+    cost = p.travel * costs.travel_w
     cost_cb = routing.RegisterTransitMatrix(cost.tolist())
     routing.SetArcCostEvaluatorOfAllVehicles(cost_cb)
-    if w.technician_day_fixed:
-        routing.SetFixedCostOfAllVehicles(_penalty(p, w.technician_day_fixed))
+    if costs.fixed:
+        routing.SetFixedCostOfAllVehicles(costs.fixed)
 
     # Time: transit i->j is service at i plus travel; slack is waiting.
     timed = p.travel + p.service[:, None]
@@ -77,7 +68,7 @@ def build_model(problem: Problem, options: SolveOptions) -> Model:
     time_cb = routing.RegisterTransitMatrix(timed.tolist())
     routing.AddDimension(time_cb, horizon, horizon, False, "time")
     time_dim = routing.GetDimensionOrDie("time")
-    overtime = per_tick(w.overtime_per_minute)
+    overtime = int(costs.w[W_OVERTIME])
     for v in vehicles:
         start, end = routing.Start(v.index), routing.End(v.index)
         time_dim.CumulVar(start).SetRange(v.shift_start, v.shift_end)
@@ -87,7 +78,8 @@ def build_model(problem: Problem, options: SolveOptions) -> Model:
         routing.AddVariableMaximizedByFinalizer(time_dim.CumulVar(start))
         routing.AddVariableMinimizedByFinalizer(time_dim.CumulVar(end))
 
-    sla = per_tick(w.sla_late_per_minute)
+    sla = int(costs.w[W_SLA])
+    penalties = capped_unserved_penalties(p, w)
     for j in range(p.n_jobs):
         index = manager.NodeToIndex(j)
         dom = p.domains[j]
@@ -99,8 +91,7 @@ def build_model(problem: Problem, options: SolveOptions) -> Model:
             time_dim.SetCumulVarSoftUpperBound(index, max(int(p.due_start[j]), 0), sla)
         # SetAllowedVehiclesForIndex is broken in the 9.15 wrapper; -1 keeps the job droppable.
         routing.VehicleVar(index).SetValues([-1, *p.allowed[j].tolist()])
-        penalty = _penalty(p, w.unserved_by_priority.get(int(p.priority[j]), 120.0))
-        routing.AddDisjunction([index], max(penalty, 1))
+        routing.AddDisjunction([index], penalties[j])
         routing.AddVariableMinimizedByFinalizer(cumul)
 
     if np.any(p.demand > 0) and any(v.capacity is not None for v in vehicles):
@@ -110,7 +101,7 @@ def build_model(problem: Problem, options: SolveOptions) -> Model:
         caps = [v.capacity if v.capacity is not None else int(demand.sum()) + 1 for v in vehicles]
         routing.AddDimensionWithVehicleCapacity(demand_cb, 0, caps, True, "load")
 
-    node_cost = vehicle_node_costs(p, w)
+    node_cost = vehicle_job_costs(p, w)
     if node_cost.any():
         callbacks: dict[bytes, int] = {}
         per_vehicle: list[int] = []
@@ -168,8 +159,6 @@ def search(
         params.guided_local_search_lambda_coefficient = penalty_weight
     remaining = (deadline - time.monotonic()) if deadline else options.time_limit_seconds
     params.time_limit.FromMilliseconds(max(int(remaining * 1000), 100))
-    if options.solution_limit is not None:
-        params.solution_limit = options.solution_limit
     if not options.local_search:
         params.local_search_metaheuristic = routing_enums_pb2.LocalSearchMetaheuristic.GREEDY_DESCENT
         params.solution_limit = 1
@@ -230,26 +219,17 @@ def _status_name(code: int) -> str:
     return names.get(int(code), str(code))
 
 
-def _read_routes(problem: Problem, model: Model, solution: pywrapcp.Assignment) -> list[RawRoute]:
-    routing, manager, time_dim = model.routing, model.manager, model.time_dim
-    out: list[RawRoute] = []
+def _read_routes(
+    problem: Problem, model: Model, solution: pywrapcp.Assignment
+) -> list[tuple[int, list[int]]]:
+    routing, manager = model.routing, model.manager
+    out: list[tuple[int, list[int]]] = []
     for v in problem.vehicles:
-        index = routing.Start(v.index)
-        depart = solution.Min(time_dim.CumulVar(index))
+        index = solution.Value(routing.NextVar(routing.Start(v.index)))
         nodes: list[int] = []
-        starts: list[int] = []
-        index = solution.Value(routing.NextVar(index))
         while not routing.IsEnd(index):
             nodes.append(manager.IndexToNode(index))
-            starts.append(solution.Min(time_dim.CumulVar(index)))
             index = solution.Value(routing.NextVar(index))
-        if not nodes:
-            continue
-        end = solution.Min(time_dim.CumulVar(index))
-        brk = None
-        if v.index in model.breaks:
-            interval = model.breaks[v.index]
-            if solution.PerformedValue(interval):
-                brk = solution.StartValue(interval)
-        out.append(RawRoute(v.index, nodes, starts, depart, end, brk))
+        if nodes:
+            out.append((v.index, nodes))
     return out

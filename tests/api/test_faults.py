@@ -302,7 +302,7 @@ def test_a_failing_or_hanging_solver_fails_the_run_and_keeps_the_plan(
     )
     assert run["status"] == "failed" and "blew up" in run["error"]
     monkeypatch.setattr(replan_job, "SOLVER", faulty.hang)
-    service.settings.__dict__["solve_timeout_seconds"] = 3.0
+    monkeypatch.setitem(service.settings.__dict__, "solve_timeout_seconds", 3.0)
     run = wait_run(
         client,
         loaded.dispatcher,

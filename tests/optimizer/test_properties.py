@@ -88,7 +88,7 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
 @given(scenarios())
 def test_any_scenario_gives_a_valid_complete_plan(data: dict[str, Any]) -> None:
     scenario = Scenario.model_validate(data)
-    plan = solve(scenario, SolveOptions(time_limit_seconds=2, solution_limit=10))
+    plan = solve(scenario, SolveOptions(time_limit_seconds=2, iterations=100))
     assert validate_plan(scenario, plan) == []
     in_routes = [v.job_id for r in plan.routes for v in r.visits]
     assert len(in_routes) == len(set(in_routes))

@@ -9,7 +9,7 @@ from optimizer import SolveOptions, validate_plan
 from optimizer.replan import PoolJob, ReplanInput, raised_priority, replan, working_days_horizon
 from tests.conftest import DAY, job, scenario_dict, tech
 
-OPTS = SolveOptions(time_limit_seconds=2, solution_limit=50)
+OPTS = SolveOptions(time_limit_seconds=2, iterations=500)
 
 
 def _input(jobs: list[dict], statuses: dict[str, JobStatus] | None = None, **extra: object) -> ReplanInput:

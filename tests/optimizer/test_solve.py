@@ -9,7 +9,7 @@ from models import Plan, ReasonCode, Scenario
 from optimizer import SolveOptions, solve, validate_plan
 from tests.conftest import DAY, job, scenario_dict, tech
 
-FAST = SolveOptions(time_limit_seconds=5, solution_limit=30)
+FAST = SolveOptions(time_limit_seconds=5, iterations=300)
 
 
 def planned(plan: Plan) -> dict[str, str]:
@@ -126,9 +126,9 @@ def test_van_capacity_splits_heavy_jobs() -> None:
     assert len(planned(plan)) == 2
 
 
-def test_same_seed_and_solution_limit_give_the_same_plan(two_techs_six_jobs: dict[str, Any]) -> None:
+def test_same_seed_and_iterations_give_the_same_plan(two_techs_six_jobs: dict[str, Any]) -> None:
     scenario = Scenario.model_validate(two_techs_six_jobs)
-    options = SolveOptions(time_limit_seconds=60, solution_limit=20, seed=3)
+    options = SolveOptions(time_limit_seconds=60, iterations=200, seed=3)
     a, b = solve(scenario, options), solve(scenario, options)
     assert a.routes == b.routes and a.unassigned == b.unassigned
 

@@ -15,7 +15,7 @@ from optimizer import SolveOptions, solve, validate_plan
 @pytest.fixture
 def solved(two_techs_six_jobs: dict[str, Any]) -> tuple[Scenario, Plan]:
     scenario = Scenario.model_validate(two_techs_six_jobs)
-    plan = solve(scenario, SolveOptions(time_limit_seconds=5, solution_limit=30))
+    plan = solve(scenario, SolveOptions(time_limit_seconds=5, iterations=300))
     assert validate_plan(scenario, plan) == []
     return scenario, plan
 
