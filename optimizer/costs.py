@@ -26,12 +26,13 @@ from optimizer.problem import COST_PER_TRAVEL_TICK, Problem, per_tick
 LEVELS = 6  # 0: promised (pinned or a confirmed appointment), then priorities 1..5
 
 
-# Columns of Costs.w: integer weights per tick (travel, overtime, lateness) and per day used.
-W_TRAVEL, W_OVERTIME, W_SLA, W_FIXED = range(4)
+# Columns of Costs.w: integer weights per tick (travel, overtime, lateness), per technician-day used,
+# per day (or part of a day) a job finishes late, and the length of a day in ticks.
+W_TRAVEL, W_OVERTIME, W_SLA, W_FIXED, W_LATE_DAY, DAY_TICKS = range(6)
 
 
 class Costs(NamedTuple):
-    w: NDArray[np.int64]  # [4] see the column names above
+    w: NDArray[np.int64]  # [6] see the column names above
     node: NDArray[np.int64]  # [vehicles, jobs] waiting days, preferred technician, stability
     due_start: NDArray[np.int64]  # [jobs] latest start that finishes by `due`; -1 without one
 
@@ -85,6 +86,8 @@ def cost_model(problem: Problem, weights: Weights) -> Costs:
             per_tick(weights.overtime_per_minute),
             per_tick(weights.sla_late_per_minute),
             per_minute(problem, weights.technician_day_fixed),
+            per_minute(problem, weights.sla_late_per_day),
+            max(round(86400 / problem.tick_seconds), 1),
         ],
         dtype=np.int64,
     )
@@ -122,6 +125,7 @@ def route_cost(tm: Timing, cs: Costs, rt: Routes, v: int, starts: NDArray[np.int
     route_starts(tm, rt, v, starts)
     travel = 0
     late = 0
+    late_days = 0
     own = 0
     for p in range(1, n + 2):
         travel += tm.travel[rt.nodes[v, p - 1], rt.nodes[v, p]]
@@ -131,11 +135,13 @@ def route_cost(tm: Timing, cs: Costs, rt: Routes, v: int, starts: NDArray[np.int
         due = cs.due_start[job]
         if due >= 0 and starts[p] > due:
             late += starts[p] - due
+            late_days += (starts[p] - due + cs.w[DAY_TICKS] - 1) // cs.w[DAY_TICKS]
     overtime = end - tm.veh[v, SHIFT_END]
     if overtime < 0:
         overtime = 0
     w = cs.w
-    return w[W_FIXED] + travel * w[W_TRAVEL] + overtime * w[W_OVERTIME] + late * w[W_SLA] + own
+    sla = late * w[W_SLA] + late_days * w[W_LATE_DAY]
+    return w[W_FIXED] + travel * w[W_TRAVEL] + overtime * w[W_OVERTIME] + sla + own
 
 
 @hot
@@ -161,7 +167,7 @@ def insertion_cost(
     delta = (travel[a, job] + travel[job, b] - travel[a, b]) * w[W_TRAVEL] + node_cost[v, job]
     due = due_start[job]
     if due >= 0 and st > due:
-        delta += (st - due) * w[W_SLA]
+        delta += (st - due) * w[W_SLA] + (st - due + w[DAY_TICKS] - 1) // w[DAY_TICKS] * w[W_LATE_DAY]
     shift_end = veh[v, SHIFT_END]
     if size[v] == 0:
         delta += w[W_FIXED]

@@ -29,11 +29,38 @@ count update per array and call (measured: 150-250 ns per insertion check agains
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from typing import NamedTuple
 
 import numba
 import numpy as np
 from numpy.typing import NDArray
+
+# Numba's disk cache is keyed by each function's own file: a compiled search loop keeps the copy
+# of a cost function it was built with even after costs.py changes. So the cache of all the
+# compiled modules goes as soon as any of them changes.
+COMPILED = ("kernel.py", "costs.py", "search.py")
+
+
+def _drop_stale_cache() -> None:
+    here = Path(__file__).parent
+    digest = hashlib.sha256(b"".join((here / name).read_bytes() for name in COMPILED)).hexdigest()
+    cache = here / "__pycache__"
+    stamp = cache / "numba-sources.sha256"
+    try:
+        if stamp.exists() and stamp.read_text() == digest:
+            return
+        for name in COMPILED:
+            for stale in cache.glob(f"{Path(name).stem}.*.nb[ic]"):
+                stale.unlink(missing_ok=True)
+        cache.mkdir(exist_ok=True)
+        stamp.write_text(digest)
+    except OSError:  # a read-only install: numba keeps its cache elsewhere, and sources do not change
+        pass
+
+
+_drop_stale_cache()
 
 INF = 1 << 60  # "never": larger than any tick, small enough that sums do not overflow int64
 NEG = -INF

@@ -24,11 +24,16 @@ class Weights(BaseModel):
 
     travel_per_minute: NonNegative = 1.0
     overtime_per_minute: NonNegative = 2.0
-    sla_late_per_minute: NonNegative = 0.5
+    sla_late_per_day: NonNegative = Field(
+        60.0, description="per day, or part of a day, a planned job finishes after its `due`"
+    )
+    sla_late_per_minute: NonNegative = Field(
+        0.0, description="per minute a planned job finishes after its `due`, on top of the days"
+    )
     unserved_by_priority: dict[int, NonNegative] = Field(default_factory=_default_unserved)
     preferred_miss: NonNegative = 15.0
     wait_per_day: NonNegative = Field(
-        5.0, description="per day later than the job's earliest possible day, times (6 - priority)"
+        1.0, description="per day later than the job's earliest possible day, times (6 - priority)"
     )
     stability_move: NonNegative = Field(
         30.0, description="per job moved off the technician/day the previous plan gave it"

@@ -51,6 +51,7 @@ class Params(NamedTuple):
     seed_unassigned: float = 0.3  # chance a ruin starts at a job left out (when there is one)
     extra_unassigned: int = 8  # jobs left out near the ruin that are offered the room it made
     wide_routes: int = 64  # a job taken out that finds no place nearby tries this many more
+    drop_arcs: float = 0.0  # annealing may leave a job out at this many mean arcs (times its urgency)
 
 
 class Neighbourhood(NamedTuple):
@@ -576,14 +577,16 @@ def iterate(
     temp_from: float,
     temp_to: float,
     fleet: bool,
+    mean_arc: float,
 ) -> NDArray[np.int64]:
-    """`n_iter` ruin-and-recreate iterations; returns [accepted, new bests, jobs-out improvements].
+    """`n_iter` ruin-and-recreate iterations; returns counts: [accepted, new bests, fewer jobs left
+    out, more jobs left out (rejected), out of snapshot room (rejected)].
 
     `fleet`: fleet minimisation (SISR's): every job left out is offered a place each iteration,
     and a plan is kept when it leaves out fewer jobs, or as many whose absences (iterations spent
     left out, counted per job) sum lower; the technician-days to empty are banned by the caller.
     """
-    out = np.zeros(3, dtype=np.int64)
+    out = np.zeros(5, dtype=np.int64)
     n_v = rt.size.shape[0]
     for it in range(n_iter):
         temperature = temp_from * (temp_to / temp_from) ** (it / n_iter) if temp_from > 0 else 0.0
@@ -647,6 +650,8 @@ def iterate(
                 sc.snap_new[k] = c
                 delta += c - st.cost[v]
         accept = False
+        if not ok:
+            out[4] += 1
         if ok:
             cum = 0
             within = True
@@ -666,12 +671,21 @@ def iterate(
                         absent += st.absence[st.ua[k]]
                     if absent != absent_before:
                         order = 1 if absent < absent_before else -1
+                if order < 0:
+                    out[3] += 1
                 if order > 0:
                     accept = True
                     out[2] += 1
-                elif order == 0:
+                else:
                     threshold = -temperature * math.log(1.0 - _uniform(st.rng)) if temperature > 0 else 0.0
-                    accept = delta < threshold or (delta == 0)
+                    if order == 0:
+                        accept = delta < threshold or (delta == 0)
+                    elif not fleet and pr.drop_arcs > 0.0:
+                        # Fewer jobs planned: only early in the run, at a price per job left out.
+                        dropped = 0
+                        for k in range(LEVELS):
+                            dropped += (st.unserved[k] - sc.saved_unserved[k]) * pr.drop_arcs * (LEVELS - k)
+                        accept = delta + dropped * mean_arc < threshold
         if accept:
             for k in range(sc.counter[1]):
                 v = sc.snap_v[k]
@@ -738,8 +752,8 @@ def load_routes(tm: Timing, nb: Neighbourhood, st: State, rt: Routes, v: int, jo
 
 # --- the Python side ----------------------------------------------------------------------------
 
-TEMP_START = 1.0  # annealing temperature, in mean arc costs of the starting plan
-TEMP_END = 0.01
+TEMP_START = float(__import__("os").environ.get("FP_T0", "10.0"))  # annealing temperature, in mean arcs
+TEMP_END = float(__import__("os").environ.get("FP_T1", "0.05"))
 FIXED_CHUNK = 64  # iterations between clock checks when an iteration limit makes the run repeatable
 
 
@@ -749,6 +763,9 @@ class SearchStats:
     accepted: int = 0
     improvements: int = 0
     seconds: float = 0.0
+    fewer_out: int = 0
+    more_out: int = 0
+    no_room: int = 0
 
 
 def route_width(problem: Problem, allowed: NDArray[np.bool_]) -> int:
@@ -767,22 +784,49 @@ def route_width(problem: Problem, allowed: NDArray[np.bool_]) -> int:
     return min(widest, problem.n_jobs) + 3
 
 
-def nearest_jobs(travel: NDArray[np.int64], n_jobs: int, k: int) -> NDArray[np.int64]:
-    """Each job's k nearest other jobs (travel both ways), nearest first; -1 pads."""
+def nearest_jobs(travel: NDArray[np.int64], allowed: NDArray[np.bool_], k: int) -> NDArray[np.int64]:
+    """Each job's k nearest other jobs (travel both ways) that some technician-day could visit
+    together with it, nearest first; -1 pads.
+
+    A job that must be done on Wednesday gains nothing from the routes of its Monday neighbours:
+    strings are ruined, and routes tried, among jobs that can share a route.
+    """
+    n_vehicles, n_jobs = allowed.shape
     out = np.full((n_jobs, max(k, 1)), -1, dtype=np.int64)
     if n_jobs < 2 or k < 1:
         return out
-    k = min(k, n_jobs - 1)
-    for lo in range(0, n_jobs, 512):  # in blocks: a 5,000-job square of floats is 200 MB
-        hi = min(lo + 512, n_jobs)
+    # job -> bitset of its allowed technician-days, as 64-bit words
+    packed = np.packbits(allowed.T, axis=1, bitorder="little")
+    pad = (-packed.shape[1]) % 8
+    bits = np.ascontiguousarray(np.pad(packed, ((0, 0), (0, pad)))).view(np.uint64)
+    for lo in range(0, n_jobs, 256):  # in blocks: a 5,000-job square of floats is 200 MB
+        hi = min(lo + 256, n_jobs)
         both = (travel[lo:hi, :n_jobs] + travel[:n_jobs, lo:hi].T).astype(np.float64)
-        both[np.arange(hi - lo), np.arange(lo, hi)] = np.inf
-        part = (
-            np.argpartition(both, k - 1, axis=1)[:, :k] if k < n_jobs - 1 else np.argsort(both, axis=1)[:, :k]
-        )
-        rows = np.arange(hi - lo)[:, None]
-        out[lo:hi, :k] = part[rows, np.argsort(both[rows, part], axis=1, kind="stable")]
+        order = np.argsort(both, axis=1, kind="stable").astype(np.int64)
+        _compatible_prefix(order, bits, lo, out)
     return out
+
+
+@jit
+def _compatible_prefix(
+    order: NDArray[np.int64], bits: NDArray[np.uint64], first: int, out: NDArray[np.int64]
+) -> None:
+    k = out.shape[1]
+    words = bits.shape[1]
+    for r in range(order.shape[0]):
+        j = first + r
+        taken = 0
+        for c in range(order.shape[1]):
+            i = order[r, c]
+            if i == j:
+                continue
+            for w in range(words):
+                if bits[i, w] & bits[j, w]:
+                    out[j, taken] = i
+                    taken += 1
+                    break
+            if taken == k:
+                break
 
 
 class Engine:
@@ -792,7 +836,9 @@ class Engine:
         p = problem
         self.problem = p
         self.costs = costs
-        self.params = params or Params()
+        # Same types as the defaults, always: numba compiles once per combination of types.
+        given = params or Params()
+        self.params = Params(*(type(d)(x) for d, x in zip(Params(), given, strict=True)))
         self.tm = p.timing
         self.seed = seed
         n_j, n_v = p.n_jobs, len(p.vehicles)
@@ -816,7 +862,7 @@ class Engine:
             allowed=allowed,
             cand_ptr=ptr,
             cand=np.concatenate(cand) if cand else np.zeros(0, dtype=np.int64),
-            near=nearest_jobs(travel, n_j, NEAREST),
+            near=nearest_jobs(travel, allowed, NEAREST),
             level=p.level.astype(np.int64),
             demand=p.demand.astype(np.int64),
             capacity=np.array(
@@ -965,10 +1011,14 @@ class Engine:
                 annealing_temperature(mean_arc, frac),
                 annealing_temperature(mean_arc, frac_to),
                 fleet,
+                mean_arc,
             )
             dt = time.monotonic() - t0
             stats.iterations += n
             stats.accepted += int(out[0])
+            stats.fewer_out += int(out[2])
+            stats.more_out += int(out[3])
+            stats.no_room += int(out[4])
             if out[1]:
                 stats.improvements += int(out[1])
                 best_at = stats.iterations
