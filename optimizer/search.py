@@ -791,7 +791,7 @@ def nearest_jobs(travel: NDArray[np.int64], allowed: NDArray[np.bool_], k: int) 
     A job that must be done on Wednesday gains nothing from the routes of its Monday neighbours:
     strings are ruined, and routes tried, among jobs that can share a route.
     """
-    n_vehicles, n_jobs = allowed.shape
+    n_jobs = allowed.shape[1]
     out = np.full((n_jobs, max(k, 1)), -1, dtype=np.int64)
     if n_jobs < 2 or k < 1:
         return out
@@ -838,7 +838,7 @@ class Engine:
         self.costs = costs
         # Same types as the defaults, always: numba compiles once per combination of types.
         given = params or Params()
-        self.params = Params(*(type(d)(x) for d, x in zip(Params(), given, strict=True)))
+        self.params = Params._make(type(d)(x) for d, x in zip(Params(), given, strict=True))
         self.tm = p.timing
         self.seed = seed
         n_j, n_v = p.n_jobs, len(p.vehicles)
