@@ -19,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from optimizer.kernel import DAY_END, INF, SHIFT_END, Routes, Timing, end_after, hot, jit, route_starts
+from optimizer.kernel import DAY_END, INF, SHIFT_END, Routes, Timing, end_after, hot, jit, starts_of
 from optimizer.options import Weights
 from optimizer.problem import COST_PER_TRAVEL_TICK, Problem, per_tick
 
@@ -116,32 +116,52 @@ def capped_unserved_penalties(problem: Problem, weights: Weights) -> list[int]:
 @jit
 def route_cost(tm: Timing, cs: Costs, rt: Routes, v: int, starts: NDArray[np.int64]) -> int:
     """The exact cost of route v as it stands (0 when idle; INF when infeasible)."""
-    n = rt.size[v]
+    return route_cost_of(
+        tm.travel, tm.service, tm.veh, rt.nodes, rt.size, rt.cache, rt.vend, cs.w, cs.node, cs.due_start, v,
+        starts,
+    )  # fmt: skip
+
+
+@jit
+def route_cost_of(
+    travel: NDArray[np.int64],
+    service: NDArray[np.int64],
+    veh: NDArray[np.int64],
+    nodes: NDArray[np.int64],
+    size: NDArray[np.int64],
+    cache: NDArray[np.int64],
+    vend: NDArray[np.int64],
+    w: NDArray[np.int64],
+    node_cost: NDArray[np.int64],
+    due_start: NDArray[np.int64],
+    v: int,
+    starts: NDArray[np.int64],
+) -> int:
+    n = size[v]
     if n == 0:
         return 0
-    end = rt.vend[v, DAY_END]
+    end = vend[v, DAY_END]
     if end >= INF:
         return INF
-    route_starts(tm, rt, v, starts)
-    travel = 0
+    starts_of(service, veh, nodes, size, cache, vend, v, starts)
+    travelled = 0
     late = 0
     late_days = 0
     own = 0
     for p in range(1, n + 2):
-        travel += tm.travel[rt.nodes[v, p - 1], rt.nodes[v, p]]
+        travelled += travel[nodes[v, p - 1], nodes[v, p]]
     for p in range(1, n + 1):
-        job = rt.nodes[v, p]
-        own += cs.node[v, job]
-        due = cs.due_start[job]
+        job = nodes[v, p]
+        own += node_cost[v, job]
+        due = due_start[job]
         if due >= 0 and starts[p] > due:
             late += starts[p] - due
-            late_days += (starts[p] - due + cs.w[DAY_TICKS] - 1) // cs.w[DAY_TICKS]
-    overtime = end - tm.veh[v, SHIFT_END]
+            late_days += (starts[p] - due + w[DAY_TICKS] - 1) // w[DAY_TICKS]
+    overtime = end - veh[v, SHIFT_END]
     if overtime < 0:
         overtime = 0
-    w = cs.w
     sla = late * w[W_SLA] + late_days * w[W_LATE_DAY]
-    return w[W_FIXED] + travel * w[W_TRAVEL] + overtime * w[W_OVERTIME] + sla + own
+    return w[W_FIXED] + travelled * w[W_TRAVEL] + overtime * w[W_OVERTIME] + sla + own
 
 
 @hot

@@ -27,7 +27,16 @@ import numpy as np
 from numpy.typing import NDArray
 
 from optimizer import kernel
-from optimizer.costs import LEVELS, W_FIXED, W_TRAVEL, Costs, better, insertion_cost, route_cost
+from optimizer.costs import (
+    LEVELS,
+    W_FIXED,
+    W_TRAVEL,
+    Costs,
+    better,
+    insertion_cost,
+    route_cost,
+    route_cost_of,
+)
 from optimizer.kernel import F0, INF, Routes, Timing, hot, insertion, insertion_at, jit, replacement
 from optimizer.problem import Problem
 from optimizer.stop import Clock, MaxRuntime, Stop, iteration_limit
@@ -132,24 +141,24 @@ def _below(rng: NDArray[np.uint64], n: int) -> int:
 
 
 @hot
-def _ua_add(st: State, job: int) -> None:
-    if st.ua_pos[job] < 0:
-        k = st.ua_n[0]
-        st.ua[k] = job
-        st.ua_pos[job] = k
-        st.ua_n[0] = k + 1
+def _ua_add(ua: NDArray[np.int64], ua_pos: NDArray[np.int64], ua_n: NDArray[np.int64], job: int) -> None:
+    if ua_pos[job] < 0:
+        k = ua_n[0]
+        ua[k] = job
+        ua_pos[job] = k
+        ua_n[0] = k + 1
 
 
 @hot
-def _ua_remove(st: State, job: int) -> None:
-    k = st.ua_pos[job]
+def _ua_remove(ua: NDArray[np.int64], ua_pos: NDArray[np.int64], ua_n: NDArray[np.int64], job: int) -> None:
+    k = ua_pos[job]
     if k >= 0:
-        last = st.ua_n[0] - 1
-        other = st.ua[last]
-        st.ua[k] = other
-        st.ua_pos[other] = k
-        st.ua_pos[job] = -1
-        st.ua_n[0] = last
+        last = ua_n[0] - 1
+        other = ua[last]
+        ua[k] = other
+        ua_pos[other] = k
+        ua_pos[job] = -1
+        ua_n[0] = last
 
 
 # --- edits that keep the state consistent -------------------------------------------------------
@@ -187,7 +196,7 @@ def _take_out(
         st.route_of[job] = -1
         st.unserved[nb.level[job]] += 1
         st.load[v] -= nb.demand[job]
-        _ua_add(st, job)
+        _ua_add(st.ua, st.ua_pos, st.ua_n, job)
         sc.queue[qn] = job
         sc.jstamp[job] = mark
         sc.wide[job] = mark
@@ -198,11 +207,79 @@ def _take_out(
 
 @jit
 def _put_in(tm: Timing, nb: Neighbourhood, st: State, rt: Routes, v: int, p: int, job: int) -> None:
-    kernel.insert(tm, rt, v, p, job)
-    st.route_of[job] = v
-    st.unserved[nb.level[job]] -= 1
-    st.load[v] += nb.demand[job]
-    _ua_remove(st, job)
+    _insert_job(
+        tm.travel, tm.service, tm.dom_ptr, tm.dom, tm.veh, rt.nodes, rt.size, rt.cache, rt.vend,
+        st.route_of, st.unserved, st.load, nb.level, nb.demand, st.ua, st.ua_pos, st.ua_n, v, p, job,
+    )  # fmt: skip
+
+
+@hot
+def _insert_job(
+    travel: NDArray[np.int64],
+    service: NDArray[np.int64],
+    dom_ptr: NDArray[np.int64],
+    dom: NDArray[np.int64],
+    veh: NDArray[np.int64],
+    nodes: NDArray[np.int64],
+    size: NDArray[np.int64],
+    cache: NDArray[np.int64],
+    vend: NDArray[np.int64],
+    route_of: NDArray[np.int64],
+    unserved: NDArray[np.int64],
+    load: NDArray[np.int64],
+    level: NDArray[np.int64],
+    demand: NDArray[np.int64],
+    ua: NDArray[np.int64],
+    ua_pos: NDArray[np.int64],
+    ua_n: NDArray[np.int64],
+    v: int,
+    p: int,
+    job: int,
+) -> None:
+    """`job` after position p of route v, the route re-timed, and the search's books kept."""
+    n = size[v]
+    for q in range(n + 1, p, -1):
+        nodes[v, q + 1] = nodes[v, q]
+    nodes[v, p + 1] = job
+    size[v] = n + 1
+    kernel.refresh_route(travel, service, dom_ptr, dom, veh, nodes, size, cache, vend, v)
+    route_of[job] = v
+    unserved[level[job]] -= 1
+    load[v] += demand[job]
+    _ua_remove(ua, ua_pos, ua_n, job)
+
+
+@hot
+def _keep(
+    nodes: NDArray[np.int64],
+    size: NDArray[np.int64],
+    cost: NDArray[np.int64],
+    load: NDArray[np.int64],
+    snap_v: NDArray[np.int64],
+    snap_nodes: NDArray[np.int64],
+    snap_size: NDArray[np.int64],
+    snap_cost: NDArray[np.int64],
+    snap_load: NDArray[np.int64],
+    slot: NDArray[np.int64],
+    counter: NDArray[np.int64],
+    v: int,
+) -> bool:
+    """`_snapshot` on arrays."""
+    if slot[v] >= 0:
+        return True
+    k = counter[1]
+    if k >= snap_v.shape[0]:
+        return False
+    slot[v] = k
+    snap_v[k] = v
+    n = size[v]
+    snap_size[k] = n
+    for q in range(n + 2):
+        snap_nodes[k, q] = nodes[v, q]
+    snap_cost[k] = cost[v]
+    snap_load[k] = load[v]
+    counter[1] = k + 1
+    return True
 
 
 # --- insertion ----------------------------------------------------------------------------------
@@ -259,13 +336,48 @@ def _scan(
 
 @jit
 def _best_place(
-    tm: Timing,
-    cs: Costs,
-    nb: Neighbourhood,
-    pr: Params,
-    st: State,
-    rt: Routes,
-    sc: Scratch,
+    tm: Timing, cs: Costs, nb: Neighbourhood, pr: Params, st: State, rt: Routes, sc: Scratch,
+    job: int, blink: float, reach: int, best: NDArray[np.int64],
+) -> None:
+    """The cheapest place for `job`: see `_place` (this entry unpacks the named tuples once)."""
+    _place(
+        tm.travel, tm.service, tm.dom_ptr, tm.dom, tm.veh, rt.nodes, rt.size, rt.cache, rt.vend,
+        cs.w, cs.node, cs.due_start, nb.allowed, nb.demand, nb.capacity, nb.last_hi, nb.near,
+        nb.cand_ptr, nb.cand, st.load, st.rng, st.route_of, sc.stamp, sc.snap_v, sc.counter,
+        pr.close, pr.home_routes, pr.empties, job, blink, reach, best,
+    )  # fmt: skip
+
+
+@jit
+def _place(
+    travel: NDArray[np.int64],
+    service: NDArray[np.int64],
+    dom_ptr: NDArray[np.int64],
+    dom: NDArray[np.int64],
+    veh: NDArray[np.int64],
+    nodes: NDArray[np.int64],
+    size: NDArray[np.int64],
+    cache: NDArray[np.int64],
+    vend: NDArray[np.int64],
+    w: NDArray[np.int64],
+    node_cost: NDArray[np.int64],
+    due: NDArray[np.int64],
+    allowed: NDArray[np.bool_],
+    demand: NDArray[np.int64],
+    capacity: NDArray[np.int64],
+    last_hi: NDArray[np.int64],
+    near: NDArray[np.int64],
+    cand_ptr: NDArray[np.int64],
+    cand: NDArray[np.int64],
+    load: NDArray[np.int64],
+    rng: NDArray[np.uint64],
+    route_of: NDArray[np.int64],
+    stamp: NDArray[np.int64],
+    snap_v: NDArray[np.int64],
+    counter: NDArray[np.int64],
+    close: int,
+    home_routes: int,
+    empties: int,
     job: int,
     blink: float,
     reach: int,
@@ -274,17 +386,11 @@ def _best_place(
     """The cheapest place for `job`: routes through its nearest jobs, the routes this iteration
     changed, the technician-days nearest to it (a few idle ones among them); with `reach` > 0 the
     `reach` nearest technician-days whatever they hold too, with `reach` < 0 every allowed one."""
-    travel, service, dom_ptr, dom, veh = tm.travel, tm.service, tm.dom_ptr, tm.dom, tm.veh
-    nodes, size, cache, vend = rt.nodes, rt.size, rt.cache, rt.vend
-    w, node_cost, due = cs.w, cs.node, cs.due_start
-    allowed, demand, capacity, last_hi = nb.allowed, nb.demand, nb.capacity, nb.last_hi
-    load, rng, route_of = st.load, st.rng, st.route_of
-    stamp, snap_v = sc.stamp, sc.snap_v
     best[0], best[1], best[2] = INF, -1, -1
-    sc.counter[0] += 1
-    mark = sc.counter[0]
-    for k in range(min(pr.close, nb.near.shape[1])):
-        x = nb.near[job, k]
+    counter[0] += 1
+    mark = counter[0]
+    for k in range(min(close, near.shape[1])):
+        x = near[job, k]
         if x < 0:
             break
         v = route_of[x]
@@ -294,7 +400,7 @@ def _best_place(
                 travel, service, dom_ptr, dom, veh, nodes, size, cache, vend, w, node_cost, due,
                 allowed, load, demand, capacity, last_hi, rng, v, job, blink, best,
             )  # fmt: skip
-    for k in range(sc.counter[1]):
+    for k in range(counter[1]):
         v = snap_v[k]
         if stamp[v] != mark:
             stamp[v] = mark
@@ -302,12 +408,12 @@ def _best_place(
                 travel, service, dom_ptr, dom, veh, nodes, size, cache, vend, w, node_cost, due,
                 allowed, load, demand, capacity, last_hi, rng, v, job, blink, best,
             )  # fmt: skip
-    lo, hi = nb.cand_ptr[job], nb.cand_ptr[job + 1]
+    lo, hi = cand_ptr[job], cand_ptr[job + 1]
     if reach != 0:
         if reach > 0 and hi > lo + reach:
             hi = lo + reach
         for k in range(lo, hi):
-            v = nb.cand[k]
+            v = cand[k]
             if stamp[v] != mark:
                 stamp[v] = mark
                 _scan(
@@ -317,13 +423,13 @@ def _best_place(
         return
     idle = 0
     for k in range(lo, min(hi, lo + IDLE_LOOKUP)):
-        v = nb.cand[k]
+        v = cand[k]
         if stamp[v] == mark:
             continue
-        near_home = k - lo < pr.home_routes
+        near_home = k - lo < home_routes
         empty = size[v] == 0
-        if not near_home and not (empty and idle < pr.empties):
-            if idle >= pr.empties:
+        if not near_home and not (empty and idle < empties):
+            if idle >= empties:
                 break
             continue
         stamp[v] = mark
@@ -389,26 +495,53 @@ def _best_replacement(
 def _recreate(
     tm: Timing, cs: Costs, nb: Neighbourhood, pr: Params, st: State, rt: Routes, sc: Scratch, blink: float
 ) -> bool:
-    """Put the queued jobs back in order; False when the iteration ran out of snapshot room."""
+    """Put the queued jobs back in order; False when the iteration ran out of snapshot room.
+
+    The named tuples are unpacked once here: the per-job and per-route helpers take arrays.
+    """
+    travel, service, dom_ptr, dom, veh = tm.travel, tm.service, tm.dom_ptr, tm.dom, tm.veh
+    nodes, size, cache, vend = rt.nodes, rt.size, rt.cache, rt.vend
+    w, node_cost, due = cs.w, cs.node, cs.due_start
+    allowed, demand, capacity, last_hi, near = nb.allowed, nb.demand, nb.capacity, nb.last_hi, nb.near
+    cand_ptr, cand, level = nb.cand_ptr, nb.cand, nb.level
+    load, rng, route_of, unserved, cost = st.load, st.rng, st.route_of, st.unserved, st.cost
+    ua, ua_pos, ua_n = st.ua, st.ua_pos, st.ua_n
+    stamp, snap_v, counter, queue, wide = sc.stamp, sc.snap_v, sc.counter, sc.queue, sc.wide
+    snap_nodes, snap_size, snap_cost, snap_load, slot = (
+        sc.snap_nodes, sc.snap_size, sc.snap_cost, sc.snap_load, sc.slot
+    )  # fmt: skip
+    close, home_routes, empties, wide_routes = pr.close, pr.home_routes, pr.empties, pr.wide_routes
     best = np.empty(3, dtype=np.int64)
-    mark = sc.counter[2]
+    mark = counter[2]
     i = 0
     swaps = 0
-    while i < sc.counter[3]:
-        job = sc.queue[i]
+    while i < counter[3]:
+        job = queue[i]
         i += 1
-        if st.route_of[job] >= 0:
+        if route_of[job] >= 0:
             continue
-        _best_place(tm, cs, nb, pr, st, rt, sc, job, blink, 0, best)
-        if best[1] < 0 and sc.wide[job] == mark:
-            _best_place(tm, cs, nb, pr, st, rt, sc, job, 0.0, pr.wide_routes, best)
+        for attempt in range(2):
+            if attempt == 1 and (best[1] >= 0 or wide[job] != mark):
+                break
+            skip = blink if attempt == 0 else 0.0
+            reach = 0 if attempt == 0 else wide_routes
+            _place(
+                travel, service, dom_ptr, dom, veh, nodes, size, cache, vend, w, node_cost, due, allowed,
+                demand, capacity, last_hi, near, cand_ptr, cand, load, rng, route_of, stamp, snap_v,
+                counter, close, home_routes, empties, job, skip, reach, best,
+            )  # fmt: skip
         if best[1] >= 0:
             v = best[1]
-            if not _snapshot(st, rt, sc, v):
+            if not _keep(
+                nodes, size, cost, load, snap_v, snap_nodes, snap_size, snap_cost, snap_load, slot, counter, v
+            ):
                 return False
-            _put_in(tm, nb, st, rt, v, best[2], job)
+            _insert_job(
+                travel, service, dom_ptr, dom, veh, nodes, size, cache, vend, route_of, unserved, load,
+                level, demand, ua, ua_pos, ua_n, v, best[2], job,
+            )  # fmt: skip
             continue
-        if swaps >= 4 or sc.counter[3] >= sc.queue.shape[0]:
+        if swaps >= 4 or counter[3] >= queue.shape[0]:
             continue
         _best_replacement(tm, cs, nb, pr, st, rt, sc, job, best)
         if best[1] < 0:
@@ -509,7 +642,7 @@ def _restore(tm: Timing, nb: Neighbourhood, st: State, rt: Routes, sc: Scratch) 
         job = sc.queue[i]
         if st.route_of[job] >= 0:
             st.route_of[job] = -1
-            _ua_add(st, job)
+            _ua_add(st.ua, st.ua_pos, st.ua_n, job)
     for k in range(sc.counter[1]):
         v = sc.snap_v[k]
         n = sc.snap_size[k]
@@ -522,7 +655,7 @@ def _restore(tm: Timing, nb: Neighbourhood, st: State, rt: Routes, sc: Scratch) 
         for q in range(1, n + 1):
             job = rt.nodes[v, q]
             st.route_of[job] = v
-            _ua_remove(st, job)
+            _ua_remove(st.ua, st.ua_pos, st.ua_n, job)
     for k in range(LEVELS):
         st.unserved[k] = sc.saved_unserved[k]
 
@@ -643,7 +776,10 @@ def iterate(
         if ok:
             for k in range(sc.counter[1]):
                 v = sc.snap_v[k]
-                c = route_cost(tm, cs, rt, v, sc.starts)
+                c = route_cost_of(
+                    tm.travel, tm.service, tm.veh, rt.nodes, rt.size, rt.cache, rt.vend, cs.w, cs.node,
+                    cs.due_start, v, sc.starts,
+                )  # fmt: skip
                 if c >= INF:
                     ok = False
                     break
@@ -1115,7 +1251,7 @@ class Engine:
                 st.load[v] += int(self.nb.demand[job])
         for job in range(p.n_jobs):
             if st.route_of[job] < 0:
-                _ua_add(st, job)
+                _ua_add(st.ua, st.ua_pos, st.ua_n, job)
                 st.unserved[int(self.nb.level[job])] += 1
         for v in range(len(rt.size)):
             st.cost[v] = route_cost(self.tm, self.costs, rt, v, self.sc.starts)
