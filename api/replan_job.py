@@ -29,6 +29,7 @@ from models import Horizon, JobStatus
 from optimizer import SolveOptions
 from optimizer.replan import PoolJob, ReplanInput, ReplanResult, replan, working_days_horizon
 from optimizer.search import warm_up
+from optimizer.solve import DEGRADED
 
 log = logging.getLogger("fieldplan.replan")
 LOCK = "replan"
@@ -166,6 +167,7 @@ def execute_run(service: Service, run_id: int, holder: str) -> None:
             run.finished_at = service.now()
             run.plan_version_id = version.id
             run.summary = {
+                "solver_status": result.plan.solver.status,
                 "planned": result.plan.kpis.jobs_planned,
                 "unassigned": len(result.plan.unassigned),
                 "promised": len(result.promised),
@@ -173,6 +175,11 @@ def execute_run(service: Service, run_id: int, holder: str) -> None:
                 "churn": result.plan.kpis.churn,
             }
         log.info("re-plan run %s stored plan version %s", run_id, version.id)
+        if result.plan.solver.status == DEGRADED:
+            failed = "; ".join(p for p in result.plan.solver.search_phases if "failed" in p)
+            log.warning(
+                "re-plan run %s: a search phase failed, the best plan before it was kept: %s", run_id, failed
+            )
     except Exception as exc:
         log.error("re-plan run %s failed: %s", run_id, exc)
         log.debug("%s", traceback.format_exc())

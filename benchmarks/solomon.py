@@ -198,7 +198,7 @@ def solve_fieldplan(inst: Instance, time_limit: float, seed: int) -> list[list[i
         time_limit_seconds=time_limit,
         seed=seed,
         tick_seconds=s * 60 / 1000,  # a thousandth of a distance unit
-        weights=Weights(technician_day_fixed=2000.0 * s, sla_late_per_minute=0.0, wait_per_day=0.0),
+        weights=Weights(technician_day_fixed=2000.0 * s, wait_per_day=0.0, sla_late_per_day=0.0),
         route_minimisation=True,
     )
     plan = solve(scenario, options)  # type: ignore[arg-type]

@@ -66,6 +66,12 @@ class SolveOptions(BaseModel):
     route_minimisation: bool = Field(
         False, description="extra phase that tries to empty whole technician-days (benchmarks)"
     )
+    polish_share: Annotated[float, Field(ge=0, le=0.9)] | None = Field(
+        None,
+        description="share of the time limit for an OR-Tools guided-local-search polish at the end, "
+        "kept only when it beats the plan by the priority order, then cost; None: 0.15 where days "
+        "are long (10 or more visits a technician-day on average in the first plan), else none",
+    )
     keep_planned: bool = Field(
         False,
         description="never end with fewer jobs planned than the first plan (the warm start) at any "

@@ -336,8 +336,17 @@ def _scan(
 
 @jit
 def _best_place(
-    tm: Timing, cs: Costs, nb: Neighbourhood, pr: Params, st: State, rt: Routes, sc: Scratch,
-    job: int, blink: float, reach: int, best: NDArray[np.int64],
+    tm: Timing,
+    cs: Costs,
+    nb: Neighbourhood,
+    pr: Params,
+    st: State,
+    rt: Routes,
+    sc: Scratch,
+    job: int,
+    blink: float,
+    reach: int,
+    best: NDArray[np.int64],
 ) -> None:
     """The cheapest place for `job`: see `_place` (this entry unpacks the named tuples once)."""
     _place(
