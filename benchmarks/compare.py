@@ -5,7 +5,14 @@
         --variant "wider lunch=lunch-window:60" \\
         --variant "warranty 48 h=warranty-due-hours:48" \\
         --variant "30 km/h=speed:30" \\
-        [--variant-file variants.json] [--seeds 3] [--time-limit 10] [--out DIR]
+        [--variant-file variants.json] [--seeds 3] [--time-limit 10] [--iterations N] [--out DIR]
+
+Each seed plans the base scenario first; every variant of that seed is then planned from the base
+plan (a warm start, without the cost of moving jobs) and may never end with fewer jobs planned at
+any priority level counted cumulatively than it started with (`SolveOptions.keep_planned`): a
+relaxation (more technicians, overtime, wider windows) cannot look worse because a search wandered
+elsewhere. With `--iterations` every solve stops after that many search iterations, so the report
+repeats exactly on any machine.
 
 A variant is a name and one or more operations separated by ';'. Operations:
   add-technicians:SKILL:N[:LEVEL]  N more technicians with SKILL (cloned from its best holder)
@@ -14,6 +21,7 @@ A variant is a name and one or more operations separated by ';'. Operations:
   warranty-due-hours:H             every warranty job due H hours after the horizon starts
   speed:KMH                        travel speed
   overtime:MIN                     every technician may work MIN minutes of overtime
+  widen-windows:MIN                every appointment window MIN minutes wider on each side
 A variant file is JSON: [{"name": "+2 HVAC", "ops": ["add-technicians:hvac:2"]}, ...].
 """
 
@@ -30,8 +38,8 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from datetime import time as clock
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +108,8 @@ def apply(scenario: Scenario, variant: Variant) -> Scenario:
             elif kind == "overtime":
                 for t in data["technicians"]:
                     t["max_overtime_minutes"] = int(arg)
+            elif kind == "widen-windows":
+                _widen_windows(data, scenario, int(arg))
             else:
                 raise BadVariant(f"unknown operation {kind!r} in {op!r}")
         except (IndexError, ValueError) as exc:
@@ -126,6 +136,16 @@ def _add_technicians(data: dict[str, Any], skill: str, count: int, level: int | 
         data["technicians"].append(clone)
 
 
+def _widen_windows(data: dict[str, Any], scenario: Scenario, minutes: int) -> None:
+    """Every window MIN minutes wider on each side, kept inside the horizon."""
+    lo, hi = scenario.horizon_start, scenario.horizon_end
+    for j in data["jobs"]:
+        for w in j.get("windows", []):
+            start = max(scenario.local(datetime.fromisoformat(w["start"])) - timedelta(minutes=minutes), lo)
+            end = min(scenario.local(datetime.fromisoformat(w["end"])) + timedelta(minutes=minutes), hi)
+            w["start"], w["end"] = start.isoformat(), end.isoformat()
+
+
 def _widen_lunch(data: dict[str, Any], minutes: int) -> None:
     def shift(value: str, delta: int) -> str:
         h, m = map(int, value.split(":"))
@@ -138,13 +158,30 @@ def _widen_lunch(data: dict[str, Any], minutes: int) -> None:
             t["lunch"]["latest"] = shift(t["lunch"]["latest"], minutes)
 
 
-def measure(scenario_json: str, time_limit: float, seed: int) -> dict[str, float]:
-    """One solve in a worker process; KPIs as plain numbers."""
+def measure(
+    base_json: str, variant_json: str | None, time_limit: float, seed: int, iterations: int | None
+) -> dict[str, Any]:
+    """One seed in a worker process: the base plan, then (for a variant) the variant planned from it.
+
+    KPIs as plain numbers, and the jobs planned per priority counted cumulatively.
+    """
     from optimizer import SolveOptions, solve, validate_plan
 
-    scenario = Scenario.model_validate_json(scenario_json)
+    options = SolveOptions(time_limit_seconds=time_limit, seed=seed, iterations=iterations)
+    base = Scenario.model_validate_json(base_json)
     began = time.perf_counter()
-    plan = solve(scenario, SolveOptions(time_limit_seconds=time_limit, seed=seed))
+    plan = solve(base, options)
+    scenario = base
+    if variant_json is not None:
+        scenario = Scenario.model_validate_json(variant_json)
+        began = time.perf_counter()
+        what_if = options.model_copy(
+            update={
+                "keep_planned": True,
+                "weights": options.weights.model_copy(update={"stability_move": 0.0}),
+            }
+        )
+        plan = solve(scenario, what_if, previous=plan)
     wall = time.perf_counter() - began
     violations = validate_plan(scenario, plan)
     k = plan.kpis
@@ -153,6 +190,11 @@ def measure(scenario_json: str, time_limit: float, seed: int) -> dict[str, float
         c = k.planned_by_priority.get(prio)
         return 100.0 * c.planned / c.total if c and c.total else 100.0
 
+    cumulative, total = [], 0
+    for prio in "12345":
+        c = k.planned_by_priority.get(prio)
+        total += c.planned if c else 0
+        cumulative.append(total)
     return {
         "planned_pct": 100.0 * k.jobs_planned / max(k.jobs_total, 1),
         "p1_planned_pct": pct("1"),
@@ -164,6 +206,7 @@ def measure(scenario_json: str, time_limit: float, seed: int) -> dict[str, float
         "preferred_pct": 100.0 * (k.preferred_technician_rate or 0.0),
         "solve_s": wall,
         "violations": float(len(violations)),
+        "cumulative": cumulative,
     }
 
 
@@ -229,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant-file", action="append", type=Path, default=[])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--time-limit", type=float, default=10.0)
+    parser.add_argument("--iterations", type=int, default=None, help="search iterations per solve")
     parser.add_argument("--jobs", type=int, default=1, help="solves in parallel (fair timing needs 1)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -249,8 +293,17 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=ctx) as pool:
+        base_json = base.model_dump_json()
         futures = {
-            (n, s): pool.submit(measure, scenarios[n].model_dump_json(), args.time_limit, s) for n, s in tasks
+            (n, s): pool.submit(
+                measure,
+                base_json,
+                None if n == "base" else scenarios[n].model_dump_json(),
+                args.time_limit,
+                s,
+                args.iterations,
+            )
+            for n, s in tasks
         }
         for k, ((name, seed), future) in enumerate(futures.items(), 1):
             row = {"variant": name, "seed": seed, **future.result()}
@@ -260,6 +313,20 @@ def main(argv: list[str] | None = None) -> int:
                 f"{row['km_per_job']:.2f} km/job, {row['violations']:.0f} violations",
                 file=sys.stderr,
             )
+    fewer = [
+        (r["variant"], r["seed"])
+        for r in rows
+        for b in rows
+        if b["variant"] == "base" and b["seed"] == r["seed"] and r["variant"] != "base"
+        and any(x < y for x, y in zip(r["cumulative"], b["cumulative"], strict=True))
+    ]  # fmt: skip
+    for name, seed in fewer:
+        print(
+            f"note: {name} (seed {seed}) plans fewer jobs than the base at some priority level",
+            file=sys.stderr,
+        )
+    for r in rows:
+        r["cumulative"] = "/".join(map(str, r["cumulative"]))
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"compare-{args.base.stem}"
     with (args.out / f"{stem}.csv").open("w", newline="") as f:

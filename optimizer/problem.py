@@ -166,7 +166,12 @@ def build_problem(
     all_points = np.vstack([job_points, np.array(loc_points, dtype=np.float64).reshape(-1, 2)])
     provider = travel or provider_for(scenario.travel)
     km_all, minutes_all = provider.matrices(all_points)
-    travel_all = np.ceil(minutes_all * 60.0 / tick - 1e-9).astype(np.int64)
+    # In place: at 5,000 jobs each square matrix is 200 MB, and temporaries would double the peak.
+    minutes_all *= 60.0 / tick
+    minutes_all -= 1e-9
+    np.ceil(minutes_all, out=minutes_all)
+    travel_all = minutes_all.astype(np.int64)
+    del minutes_all
     np.fill_diagonal(travel_all, 0)
     loc_offset = n_all
 
@@ -217,12 +222,22 @@ def build_problem(
     rejected: list[tuple[int, ReasonCode, str]] = []
     durations = np.array([round(j.duration_minutes * 60 / tick) for j in scenario.jobs], dtype=np.int64)
 
+    # Skill qualification per technician, once per distinct requirement (a few dozen in a week).
+    names = sorted({name for t in techs for name in t.skills} | {n for j in scenario.jobs for n in j.skills})
+    levels = np.array([[t.skills.get(n, 0) for n in names] for t in techs], dtype=np.int64).reshape(
+        len(techs), len(names)
+    )
+    column = {n: i for i, n in enumerate(names)}
+    qualified_for: dict[tuple[tuple[str, int], ...], NDArray[np.bool_]] = {}
+
     for ji, job in enumerate(scenario.jobs):
-        # Skill qualification per technician.
-        qualified = np.array(
-            [all(t.skills.get(name, 0) >= level for name, level in job.skills.items()) for t in techs],
-            dtype=bool,
-        )
+        need = tuple(sorted(job.skills.items()))
+        if need not in qualified_for:
+            mask = np.ones(len(techs), dtype=bool)
+            for name, level in need:
+                mask &= levels[:, column[name]] >= level
+            qualified_for[need] = mask
+        qualified = qualified_for[need]
         if not qualified.any():
             rejected.append((ji, ReasonCode.NO_QUALIFIED_TECHNICIAN, _no_skill_detail(job, scenario)))
             continue
@@ -317,8 +332,12 @@ def build_problem(
     n_loc = len(used_locs)
     select = np.array(keep + used_locs, dtype=np.int64)
     remap = {old: new for new, old in enumerate(select.tolist())}
-    travel_m = travel_all[np.ix_(select, select)]
-    km_m = km_all[np.ix_(select, select)]
+    if len(select) == len(all_points) and (select == np.arange(len(all_points))).all():
+        travel_m, km_m = travel_all, km_all  # nothing left out: no copy
+    else:
+        travel_m = travel_all[np.ix_(select, select)]
+        km_m = km_all[np.ix_(select, select)]
+    del travel_all, km_all
     points = all_points[select]
     final_vehicles = [
         Vehicle(**{**v.__dict__, "start_node": remap[v.start_node], "end_node": remap[v.end_node]})

@@ -944,34 +944,59 @@ def nearest_jobs(travel: NDArray[np.int64], allowed: NDArray[np.bool_], k: int) 
     packed = np.packbits(allowed.T, axis=1, bitorder="little")
     pad = (-packed.shape[1]) % 8
     bits = np.ascontiguousarray(np.pad(packed, ((0, 0), (0, pad)))).view(np.uint64)
+    wide = min(n_jobs, max(8 * k, 256))  # most jobs find k compatible ones among their nearest few
     for lo in range(0, n_jobs, 256):  # in blocks: a 5,000-job square of floats is 200 MB
         hi = min(lo + 256, n_jobs)
         both = (travel[lo:hi, :n_jobs] + travel[:n_jobs, lo:hi].T).astype(np.float64)
-        order = np.argsort(both, axis=1, kind="stable").astype(np.int64)
+        if wide < n_jobs:
+            part = np.argpartition(both, wide - 1, axis=1)[:, :wide]
+            rows = np.arange(hi - lo)[:, None]
+            order = part[rows, np.argsort(both[rows, part], axis=1, kind="stable")].astype(np.int64)
+        else:
+            order = np.argsort(both, axis=1, kind="stable").astype(np.int64)
         _compatible_prefix(order, bits, lo, out)
+        short = np.flatnonzero(out[lo:hi, k - 1] < 0)
+        if short.size and wide < n_jobs:  # rare skills: look at every job
+            full = np.argsort(both[short], axis=1, kind="stable").astype(np.int64)
+            out[lo + short] = -1
+            _compatible_rows(full, bits, lo + short, out)
     return out
+
+
+@jit
+def _compatible_rows(
+    order: NDArray[np.int64], bits: NDArray[np.uint64], rows: NDArray[np.int64], out: NDArray[np.int64]
+) -> None:
+    for r in range(order.shape[0]):
+        _compatible_one(order[r], bits, rows[r], out)
+
+
+@jit
+def _compatible_one(
+    order: NDArray[np.int64], bits: NDArray[np.uint64], j: int, out: NDArray[np.int64]
+) -> None:
+    k = out.shape[1]
+    words = bits.shape[1]
+    taken = 0
+    for c in range(order.shape[0]):
+        i = order[c]
+        if i == j:
+            continue
+        for w in range(words):
+            if bits[i, w] & bits[j, w]:
+                out[j, taken] = i
+                taken += 1
+                break
+        if taken == k:
+            break
 
 
 @jit
 def _compatible_prefix(
     order: NDArray[np.int64], bits: NDArray[np.uint64], first: int, out: NDArray[np.int64]
 ) -> None:
-    k = out.shape[1]
-    words = bits.shape[1]
     for r in range(order.shape[0]):
-        j = first + r
-        taken = 0
-        for c in range(order.shape[1]):
-            i = order[r, c]
-            if i == j:
-                continue
-            for w in range(words):
-                if bits[i, w] & bits[j, w]:
-                    out[j, taken] = i
-                    taken += 1
-                    break
-            if taken == k:
-                break
+        _compatible_one(order[r], bits, first + r, out)
 
 
 class Engine:

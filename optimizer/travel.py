@@ -28,13 +28,18 @@ class TravelProvider(Protocol):
 def haversine_km(
     points: NDArray[np.float64], others: NDArray[np.float64] | None = None
 ) -> NDArray[np.float64]:
-    """All-pairs great-circle distances in one vectorised pass (no Python loop over pairs)."""
+    """All-pairs great-circle distances, vectorised (no Python loop over pairs), a block of rows at
+    a time so a 5,000-point matrix needs no gigabyte of temporaries."""
     a = np.radians(np.asarray(points, dtype=np.float64))
     b = a if others is None else np.radians(np.asarray(others, dtype=np.float64))
-    lat1, lon1 = a[:, 0:1], a[:, 1:2]
+    out = np.empty((len(a), len(b)), dtype=np.float64)
     lat2, lon2 = b[None, :, 0], b[None, :, 1]
-    h = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
+    cos2 = np.cos(lat2)
+    for lo in range(0, len(a), 512):
+        lat1, lon1 = a[lo : lo + 512, 0:1], a[lo : lo + 512, 1:2]
+        h = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * cos2 * np.sin((lon2 - lon1) / 2) ** 2
+        out[lo : lo + 512] = 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
+    return out
 
 
 @dataclass(frozen=True)
@@ -45,8 +50,9 @@ class GreatCircle:
     road_factor: float = 1.3
 
     def matrices(self, points: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        km = haversine_km(points) * self.road_factor
-        return km, km / self.speed_kmh * 60.0
+        km = haversine_km(points)
+        km *= self.road_factor
+        return km, km * (60.0 / self.speed_kmh)
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,37 @@ def test_compare_writes_table_and_html(tmp_path: Path) -> None:
     assert compare.main([str(tmp_path / "missing.json")]) == 2
 
 
+def test_relaxed_what_ifs_never_plan_fewer_at_any_priority_level(tmp_path: Path) -> None:
+    """Warm-started from the base plan, iteration-bound: more hands, overtime or wider windows
+    never leave fewer jobs planned at priority 1, 1-2, ... 1-5 (the issue's what-if sanity)."""
+    code = compare.main(
+        [
+            str(SCENARIO_DIR / "overloaded-day.json"),
+            "--variant",
+            "+1 boiler=add-technicians:boiler:1",
+            "--variant",
+            "overtime=overtime:60",
+            "--variant",
+            "wide=widen-windows:60",
+            "--seeds",
+            "2",
+            "--iterations",
+            "300",
+            "--time-limit",
+            "60",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert code == 0
+    rows = list(csv.DictReader((tmp_path / "compare-overloaded-day.csv").open()))
+    base = {r["seed"]: [int(x) for x in r["cumulative"].split("/")] for r in rows if r["variant"] == "base"}
+    for r in rows:
+        counts = [int(x) for x in r["cumulative"].split("/")]
+        assert all(a >= b for a, b in zip(counts, base[r["seed"]], strict=True)), r
+    assert any(r["cumulative"] != "/".join(map(str, base[r["seed"]])) for r in rows if r["variant"] != "base")
+
+
 def test_simulation_runs_every_policy_through_the_replan_function(tmp_path: Path) -> None:
     code = simulate.main(
         ["--days", "2", "--technicians", "3", "--per-day", "8", "--time-limit", "0.5", "--out", str(tmp_path)]
