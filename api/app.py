@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -18,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import replan_job, scheduler
 from api.context import Service
 from api.errors import install_handlers
-from api.routes import health, keys, me, plans, requests, technicians
+from api.routes import audit, calendar, health, keys, me, plans, requests, technicians
 from api.security import Role, ensure_key
 from api.settings import Settings, get_settings
 
@@ -54,21 +55,32 @@ class BodyLimit:
             return
         seen = 0
         too_big = False
+        replied = False
 
         async def counted() -> Message:
+            # Past the limit the body ends there for the app (whatever it makes of it, the answer is
+            # replaced below): an exception here would reach the framework's own body parser,
+            # which turns every failure into a 400.
             nonlocal seen, too_big
+            if too_big:
+                return {"type": "http.request", "body": b"", "more_body": False}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
                     too_big = True
-                    raise _TooBig
+                    return {"type": "http.request", "body": b"", "more_body": False}
             return message
 
-        try:
-            await self.app(scope, counted, send)
-        except _TooBig:
-            await self._reject(send)
+        async def answer(message: Message) -> None:
+            nonlocal replied
+            if not too_big:
+                await send(message)
+            elif not replied:
+                replied = True
+                await self._reject(send)
+
+        await self.app(scope, counted, answer)
 
     async def _reject(self, send: Send) -> None:
         body = (
@@ -86,10 +98,6 @@ class BodyLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
-
-
-class _TooBig(Exception):
-    pass
 
 
 def create_app(
@@ -125,7 +133,8 @@ def create_app(
                 replan_job.shutdown_pool()
                 svc.close()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from assets shipped in a package: /docs works with no network.
+    app = FastAPIOffline(
         title="fieldplan",
         version="1",
         description=DESCRIPTION,
@@ -136,6 +145,7 @@ def create_app(
             {"name": "plans", "description": "dispatcher: re-plan, read and publish plans"},
             {"name": "technician", "description": "a technician's own route and visits"},
             {"name": "keys", "description": "admin: API keys"},
+            {"name": "audit", "description": "dispatcher: who did what, and what must be told"},
         ],
     )
     app.state.service = service
@@ -154,7 +164,7 @@ def create_app(
             headers["Allow"] = ", ".join(sorted(allowed))
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 
-    for module in (technicians, requests, plans, me, keys, health):
+    for module in (technicians, requests, plans, me, calendar, audit, keys, health):
         app.include_router(module.router)
     if settings.cors_origins:
         app.add_middleware(

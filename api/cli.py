@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
-from datetime import date
+from collections.abc import Callable
+from datetime import date, datetime
+from datetime import time as dtime
 from pathlib import Path
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import typer
 from pydantic import ValidationError
@@ -22,12 +26,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from api import scheduler
 from api.app import create_app
 from api.context import Service
-from api.demo import seed
+from api.demo import demo_day, seed
 from api.loading import BadInput, describe, load
 from api.report import print_plan
 from api.security import Role, create_key
 from api.settings import get_settings
-from api.tables import RunRow, TechnicianRow
+from api.tables import RunRow, TechnicianRow, utcnow
 from models import Plan, Scenario
 from optimizer import SolveOptions, solve, validate_plan
 from optimizer.solve import DEGRADED
@@ -207,19 +211,35 @@ def serve_cmd(
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
     demo: Annotated[bool, typer.Option("--demo", help="fresh SQLite demo database dated from today")] = False,
     workers: Annotated[int, typer.Option(min=1, max=64, help="uvicorn worker processes")] = 1,
+    clock: Annotated[
+        str | None,
+        typer.Option(
+            help="demo only: the service's clock starts here (HH:MM today, or an ISO datetime) and runs on"
+        ),
+    ] = None,
 ) -> None:
     """Run the HTTP service (and, unless FIELDPLAN_SCHEDULER=false, the nightly re-plan)."""
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if clock is not None and not demo:
+        fail("--clock: only with --demo (a real service keeps real time)")
     if demo:
         path = Path("fieldplan-demo.db").resolve()
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         settings = get_settings().model_copy(update={"database_url": f"sqlite:///{path}"})
-        service = Service.open(settings)
-        err.print(f"demo database {path}: planning today's demo day ({settings.solve_seconds:.0f} s)...")
-        keys, run = seed(service, today=service.today())
+        try:
+            started = shifted_clock(clock, settings.timezone) if clock else utcnow
+        except ValueError as exc:
+            fail(f"--clock: {exc}")
+        service = Service.open(settings, clock=started)
+        day = demo_day(service)
+        err.print(
+            f"demo database {path}: clock {service.now().astimezone(service.tz):%Y-%m-%d %H:%M}; planning "
+            f"{day} from now and publishing it ({settings.solve_seconds:.0f} s)..."
+        )
+        keys, run = seed(service, today=day)
         out.print(f"demo plan: run {run.id} {run.status}, {run.summary}", highlight=False)
         out.print(f"admin key: {keys.admin}", highlight=False, soft_wrap=True)
         out.print(f"dispatcher key: {keys.dispatcher}", highlight=False, soft_wrap=True)
@@ -241,6 +261,24 @@ def serve_cmd(
         uvicorn.run("api.app:factory", factory=True, host=host, port=port, workers=workers, log_level="info")
     else:
         uvicorn.run(create_app(settings=settings), host=host, port=port, log_level="info")
+
+
+def shifted_clock(spec: str, timezone: str) -> Callable[[], datetime]:
+    """A clock that reads `spec` now and runs on in real time: HH:MM today, or an ISO datetime."""
+    tz = ZoneInfo(timezone)
+    if re.fullmatch(r"\d{1,2}:\d{2}", spec):
+        hours, minutes = map(int, spec.split(":"))
+        if hours > 23 or minutes > 59:
+            raise ValueError(f"{spec!r} is not a time of day")
+        start = datetime.combine(utcnow().astimezone(tz).date(), dtime(hours, minutes), tzinfo=tz)
+    else:
+        try:
+            start = datetime.fromisoformat(spec)
+        except ValueError:
+            raise ValueError(f"{spec!r} is neither HH:MM nor an ISO datetime") from None
+        start = start.replace(tzinfo=tz) if start.tzinfo is None else start
+    offset = start - utcnow()
+    return lambda: utcnow() + offset
 
 
 @app.command("scheduler")

@@ -51,6 +51,21 @@ class GeocodingFailed(Unprocessable):
     code = "geocoding_failed"
 
 
+class Unavailable(ServiceError):
+    """Something the service depends on does not answer: retry after `retry_after` seconds."""
+
+    status_code = 503
+    code = "unavailable"
+
+    def __init__(self, message: str, *, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class GeocoderUnavailable(Unavailable):
+    code = "geocoder_unavailable"
+
+
 class PayloadTooLarge(ServiceError):
     status_code = 413
     code = "payload_too_large"
@@ -59,6 +74,11 @@ class PayloadTooLarge(ServiceError):
 def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        if any(e.get("type") == "json_invalid" for e in exc.errors()):
+            # Not JSON at all is a malformed request (400), not a JSON value with a bad field (422).
+            return JSONResponse(
+                status_code=400, content={"detail": "the body is not valid JSON", "code": "bad_json"}
+            )
         # FastAPI's default echoes every bad `input` back: NaN cannot be encoded (a 500), a 10,000-job
         # bulk would come back whole, and a pasted secret would be reflected. Field, reason, kind only.
         detail = [
@@ -76,8 +96,11 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ServiceError)
     async def _service(_: Request, exc: ServiceError) -> JSONResponse:
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Unavailable) else None
         return JSONResponse(
-            status_code=exc.status_code, content={"detail": exc.message, "code": exc.code, **exc.extra}
+            status_code=exc.status_code,
+            content={"detail": exc.message, "code": exc.code, **exc.extra},
+            headers=headers,
         )
 
     @app.exception_handler(DBAPIError)

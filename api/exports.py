@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from datetime import datetime
 from typing import Any, Literal
 
 from icalendar import Calendar, Event, vGeo
@@ -16,27 +17,49 @@ def maps_url(point: GeoPoint) -> str:
     return f"https://www.openstreetmap.org/?mlat={point.lat:.6f}&mlon={point.lon:.6f}#map=17/{point.lat:.6f}/{point.lon:.6f}"
 
 
-def to_ics(route: RoutePublic) -> bytes:
+def to_ics(routes: list[RoutePublic], *, sequences: dict[str, int], now: datetime, name: str) -> bytes:
+    """A technician's days as an iCalendar that calendar apps keep in step with the plan.
+
+    Each visit is one event whose UID stays the same across plan versions; its SEQUENCE is the plan
+    version in which its current times first appeared, so a re-plan that moves it updates the event
+    instead of adding a second one. The lunch break is an event of its own. Times carry a VTIMEZONE.
+    """
     cal = Calendar()
     cal.add("prodid", "-//fieldplan//route//EN")
     cal.add("version", "2.0")
-    cal.add("x-wr-calname", f"fieldplan {route.technician_id} {route.date}")
-    for stop in route.stops:
-        event = Event()
-        event.add("uid", f"{stop.job_id}-v{route.plan_version}@fieldplan")
-        event.add("dtstamp", stop.start)
-        event.add("dtstart", stop.start)
-        event.add("dtend", stop.end)
-        event.add("summary", f"{stop.seq + 1}. {stop.kind.value.replace('_', ' ')} {stop.job_id}")
-        event.add("location", stop.address or f"{stop.location.lat:.6f}, {stop.location.lon:.6f}")
-        event.add("geo", vGeo((stop.location.lat, stop.location.lon)))
-        lines = [f"Arrive {stop.arrival:%H:%M}", f"Skills: {', '.join(sorted(stop.skills)) or '-'}"]
-        if stop.notes:
-            lines.append(f"Notes: {stop.notes}")
-        lines.append(stop.maps_url)
-        event.add("description", "\n".join(lines))
-        event.add("url", stop.maps_url)
-        cal.add_component(event)
+    cal.add("calscale", "GREGORIAN")
+    cal.add("x-wr-calname", name)
+    for route in routes:
+        for stop in route.stops:
+            event = Event()
+            event.add("uid", f"visit-{stop.job_id}@fieldplan")
+            event.add("sequence", sequences.get(stop.job_id, route.plan_version))
+            event.add("dtstamp", now)
+            event.add("dtstart", stop.start)
+            event.add("dtend", stop.end)
+            event.add("summary", f"{stop.seq + 1}. {stop.kind.value.replace('_', ' ')} {stop.job_id}")
+            event.add("location", stop.address or f"{stop.location.lat:.6f}, {stop.location.lon:.6f}")
+            event.add("geo", vGeo((stop.location.lat, stop.location.lon)))
+            lines = [f"Arrive {stop.arrival:%H:%M}", f"Skills: {', '.join(sorted(stop.skills)) or '-'}"]
+            if stop.notes:
+                lines.append(f"Notes: {stop.notes}")
+            lines.append(stop.maps_url)
+            event.add("description", "\n".join(lines))
+            event.add("url", stop.maps_url)
+            if stop.status.value == "cancelled":
+                event.add("status", "CANCELLED")
+            cal.add_component(event)
+        if route.break_:
+            lunch = Event()
+            lunch.add("uid", f"break-{route.technician_id}-{route.date.isoformat()}@fieldplan")
+            lunch.add("sequence", route.plan_version)
+            lunch.add("dtstamp", now)
+            lunch.add("dtstart", route.break_["start"])
+            lunch.add("dtend", route.break_["end"])
+            lunch.add("summary", "Lunch break")
+            lunch.add("transp", "OPAQUE")
+            cal.add_component(lunch)
+    cal.add_missing_timezones()
     return cal.to_ical()
 
 

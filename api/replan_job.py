@@ -21,7 +21,7 @@ from datetime import date
 
 from sqlalchemy import select
 
-from api import locks, store
+from api import audit, locks, store
 from api.context import Service
 from api.errors import ReplanInProgress
 from api.tables import RunRow, utcnow
@@ -143,25 +143,40 @@ def execute_run(service: Service, run_id: int, holder: str) -> None:
     heart.start()
     try:
         _set(service, run_id, status="running", phase="loading", started_at=service.now())
-        data, days = load_input(service, run_id)
+        data, days, seen = load_input(service, run_id)
         _set(service, run_id, phase="solving")
         began = time.monotonic()
-        future = _worker_pool().submit(SOLVER, data)
-        timeout = service.settings.solve_timeout_seconds or limit * 3 + 120
-        try:
-            result: ReplanResult = future.result(timeout=timeout)
-        except BrokenProcessPool:
-            shutdown_pool(kill=True)
-            raise
-        except TimeoutError:
-            shutdown_pool(kill=True)
-            raise RuntimeError(f"the solver did not return within {timeout:.0f} s") from None
+        result = _solve(service, data, limit)
+        # Writes made while the solver ran (requests, bookings, pins, cancellations, reports,
+        # shifts) are never lost: the plan is rebased on them, the same way a warm start is made.
+        for _ in range(REBASES):
+            fresh, _, now_seen = load_input(service, run_id)
+            if now_seen == seen:
+                break
+            _set(service, run_id, phase="rebasing")
+            seen = now_seen
+            quick = fresh.options.model_copy(update={"local_search": False})
+            result = _solve(
+                service, fresh.model_copy(update={"previous": result.plan.routes, "options": quick}), limit
+            )
+        violations = result.violations()
+        if violations:
+            listed = "; ".join(str(v) for v in violations[:20])
+            raise PlanRejected(f"the plan failed the validator ({len(violations)} violations): {listed}")
         _set(service, run_id, phase="storing", progress=0.99)
         with service.sessions.begin() as session, _paused(service.settings.test_pause_at):
             run = session.get(RunRow, run_id)
             assert run is not None
+            nightly = run.trigger in PUBLISHING_TRIGGERS
             version = store.store_plan(
-                session, plan=result.plan, days=days, trigger=run.trigger, run_id=run_id
+                session,
+                plan=result.plan,
+                days=days,
+                trigger=run.trigger,
+                run_id=run_id,
+                today=service.today(),
+                now=service.now(),
+                publish_days=days[: service.settings.nightly_publishes_days] if nightly else (),
             )
             run.status, run.phase, run.progress = "succeeded", "done", 1.0
             run.finished_at = service.now()
@@ -174,6 +189,14 @@ def execute_run(service: Service, run_id: int, holder: str) -> None:
                 "deferred": len(result.deferred),
                 "churn": result.plan.kpis.churn,
             }
+            audit.record(
+                session,
+                now=service.now(),
+                actor=f"run {run_id}",
+                action="plan.stored",
+                subject=f"plan version {version.id}",
+                trigger=run.trigger,
+            )
         log.info("re-plan run %s stored plan version %s", run_id, version.id)
         if result.plan.solver.status == DEGRADED:
             failed = "; ".join(p for p in result.plan.solver.search_phases if "failed" in p)
@@ -201,19 +224,46 @@ def execute_run(service: Service, run_id: int, holder: str) -> None:
             )
 
 
-def load_input(service: Service, run_id: int) -> tuple[ReplanInput, list[date]]:
+def _solve(service: Service, data: ReplanInput, limit: float) -> ReplanResult:
+    future = _worker_pool().submit(SOLVER, data)
+    timeout = service.settings.solve_timeout_seconds or limit * 3 + 120
+    try:
+        return future.result(timeout=timeout)  # type: ignore[no-any-return]
+    except BrokenProcessPool:
+        shutdown_pool(kill=True)
+        raise
+    except TimeoutError:
+        shutdown_pool(kill=True)
+        raise RuntimeError(f"the solver did not return within {timeout:.0f} s") from None
+
+
+#: Runs that are the nightly re-plan (scheduled, caught up, or asked for now): they publish the
+#: first `nightly_publishes_days` days of their horizon themselves.
+PUBLISHING_TRIGGERS = ("nightly", "catch-up", "nightly-manual")
+
+
+class PlanRejected(RuntimeError):
+    """The independent validator found a violation: the plan is never made current."""
+
+
+# Rebases at most this many times while writes keep arriving; the last one is stored as it is
+# (a write after it shows as a request not planned yet, never as a lost one).
+REBASES = 3
+
+
+def load_input(service: Service, run_id: int) -> tuple[ReplanInput, list[date], str]:
+    """What a run plans, read from the database, and a fingerprint of it to notice later writes."""
     with service.sessions() as session:
         run = session.get(RunRow, run_id)
         assert run is not None
         horizon = Horizon(start=run.horizon_start, days=run.horizon_days)
         from_now = run.from_now
         days = horizon.dates()
-        previous, published = store.current_routes(session, days, service.tz)
-        pool = [
-            PoolJob(job=store.job_model(r), status=JobStatus(r.status))
-            for r in store.active_requests(session)
-        ]
+        previous = store.shown_routes(session, days, service.tz)
+        requests = store.active_requests(session)
+        pool = [PoolJob(job=store.job_model(r), status=JobStatus(r.status)) for r in requests]
         techs = [store.technician_model(t) for t in store.technicians(session)]
+        seen = store.fingerprint(session)
     data = ReplanInput(
         name=f"re-plan run {run_id}",
         timezone=service.settings.timezone,
@@ -221,11 +271,10 @@ def load_input(service: Service, run_id: int) -> tuple[ReplanInput, list[date]]:
         technicians=techs,
         pool=pool,
         previous=previous,
-        published_days=sorted(published),
         not_before=service.now() if from_now else None,
         options=SolveOptions(time_limit_seconds=service.settings.solve_seconds, seed=run_id),
     )
-    return data, days
+    return data, days, seen
 
 
 @contextmanager

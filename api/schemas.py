@@ -57,6 +57,11 @@ class BulkResult(BaseModel):
     items: list[BulkItem]
 
 
+class Promise(BaseModel):
+    start: datetime
+    end: datetime
+
+
 class ServiceRequestPublic(BaseModel):
     id: str
     external_id: str | None
@@ -65,6 +70,11 @@ class ServiceRequestPublic(BaseModel):
     address: str | None
     technician_id: str | None
     planned_date: date | None
+    reason: str | None = Field(
+        None, description="why it is open: the reason code of the plan that left it out"
+    )
+    reason_detail: str | None = None
+    promise: Promise | None = Field(None, description="the arrival window promised to the customer")
     visit_status: VisitStatus | None
     failure_reason: str | None
     failures: int
@@ -74,6 +84,11 @@ class ServiceRequestPublic(BaseModel):
 
 class TechnicianPublic(Technician):
     active: bool = True
+    replan_run_id: int | None = Field(None, description="the re-plan a (de)activation started")
+
+
+class TechnicianPatch(Strict):
+    active: StrictBool
 
 
 class PlanRequest(Strict):
@@ -84,7 +99,9 @@ class PlanRequest(Strict):
     )
 
     from_now: StrictBool = Field(
-        True, description="plan nothing new before now; false plans whole days even if they have begun"
+        True,
+        description="nothing that has not started goes before now; false (whole days) only for days that "
+        "have not begun",
     )
 
     model_config = ConfigDict(
@@ -117,7 +134,9 @@ class RunAccepted(BaseModel):
 class DayPlan(BaseModel):
     date: date
     plan_version: int
+    published: bool = Field(description="technicians see this version")
     published_at: datetime | None
+    proposal: int | None = Field(None, description="a newer version of the day, waiting to be published")
     routes: list[Route]
     unassigned: list[Unassigned]
     kpis: Kpis
@@ -127,7 +146,7 @@ class PublishResult(BaseModel):
     date: date
     plan_version: int
     published_at: datetime
-    dispatched: int = Field(description="requests moved from planned to dispatched by this call")
+    dispatched: int = Field(description="requests of the day now dispatched")
 
 
 class Stop(BaseModel):
@@ -151,6 +170,7 @@ class RoutePublic(BaseModel):
     date: date
     plan_version: int
     published: bool
+    revision: int = Field(0, description="raised by every visit status change of the day")
     start: datetime | None
     end: datetime | None
     distance_km: float

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.tables import ApiKeyRow, utcnow
+from api.tables import ApiKeyRow, TechnicianRow, utcnow
 
 PREFIX = "fp_"
 
@@ -56,19 +57,32 @@ def create_key(
 
 
 def ensure_key(session: Session, key: str, *, role: Role, label: str) -> None:
-    """Register a configured key (the bootstrap admin key) once; idempotent across restarts."""
+    """Register a configured key (the bootstrap admin key) once; idempotent across restarts and
+    across processes starting together (the loser of the race finds the winner's row)."""
     digest = hash_key(key)
-    if session.scalar(select(ApiKeyRow.id).where(ApiKeyRow.key_hash == digest)) is None:
-        session.add(ApiKeyRow(key_hash=digest, prefix=key[:6] + "…", role=role.value, label=label))
+    if session.scalar(select(ApiKeyRow.id).where(ApiKeyRow.key_hash == digest)) is not None:
+        return
+    try:
+        with session.begin_nested():
+            session.add(ApiKeyRow(key_hash=digest, prefix=key[:6] + "…", role=role.value, label=label))
+    except IntegrityError:
+        pass  # another process registered it a moment ago
 
 
 def authenticate(session: Session, key: str) -> Principal | None:
-    row = session.scalar(
-        select(ApiKeyRow).where(ApiKeyRow.key_hash == hash_key(key), ApiKeyRow.revoked_at.is_(None))
-    )
-    if row is None:
+    """One indexed lookup: the key by its hash, with its technician's `active` flag (a deactivated
+    technician's keys stop working at once, and work again when the technician is reactivated)."""
+    found = session.execute(
+        select(ApiKeyRow.id, ApiKeyRow.role, ApiKeyRow.technician_id, TechnicianRow.active)
+        .outerjoin(TechnicianRow, TechnicianRow.id == ApiKeyRow.technician_id)
+        .where(ApiKeyRow.key_hash == hash_key(key), ApiKeyRow.revoked_at.is_(None))
+    ).first()
+    if found is None:
         return None
-    return Principal(key_id=row.id, role=Role(row.role), technician_id=row.technician_id)
+    key_id, role, technician_id, active = found
+    if technician_id is not None and active is False:
+        return None
+    return Principal(key_id=key_id, role=Role(role), technician_id=technician_id)
 
 
 def revoke(session: Session, key_id: int) -> bool:

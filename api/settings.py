@@ -24,6 +24,11 @@ class Settings(BaseSettings):
     nightly_at: ClockTime = Field("02:00", description="local time of the nightly re-plan")  # type: ignore[assignment]
     horizon_working_days: Annotated[int, Field(ge=1, le=20)] = 5
     solve_seconds: Annotated[float, Field(gt=0, le=3600)] = 20.0
+    nightly_publishes_days: Annotated[int, Field(ge=0, le=20)] = Field(
+        1,
+        description="the nightly re-plan publishes the first N days of its horizon (the day about to "
+        "start); later days, and every daytime re-plan of a published day, stay proposals to review",
+    )
     scheduler: bool = Field(True, description="run the nightly scheduler inside `fieldplan serve`")
     lock_stale_seconds: Annotated[float, Field(gt=0)] = 120.0
     geocoder: Literal["nominatim"] = "nominatim"

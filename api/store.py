@@ -6,25 +6,45 @@ Routes call these keyword-only functions; the caller owns the transaction (`sess
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from api import lifecycle
 from api.errors import NotFound
 from api.tables import (
     CurrentPlanRow,
+    NoticeRow,
     PlanVersionRow,
     RequestRow,
     RouteRow,
     ShiftRow,
     TechnicianRow,
     VisitRow,
-    utcnow,
 )
-from models import Break, Job, JobStatus, Kpis, Plan, Route, Shift, SolverStats, Technician, Unassigned, Visit
+from models import (
+    Break,
+    Job,
+    JobStatus,
+    Kpis,
+    Plan,
+    ReasonCode,
+    Route,
+    Shift,
+    SolverStats,
+    Technician,
+    Unassigned,
+    Visit,
+    Window,
+)
+
+#: A published visit without a window of its own promises its planned start give or take this.
+PROMISE_MARGIN = timedelta(minutes=60)
 
 ACTIVE = (JobStatus.OPEN, JobStatus.PLANNED, JobStatus.DISPATCHED, JobStatus.IN_PROGRESS, JobStatus.FAILED)
 
@@ -52,7 +72,7 @@ def put_technician(session: Session, tech: Technician) -> TechnicianRow:
         row = TechnicianRow(id=tech.id, name=tech.name, spec=spec)
         session.add(row)
     else:
-        row.name, row.spec, row.active = tech.name, spec, True
+        row.name, row.spec = tech.name, spec
     replace_shifts(session, row, tech.shifts)
     return row
 
@@ -62,6 +82,28 @@ def replace_shifts(session: Session, row: TechnicianRow, shifts: Iterable[Shift]
     session.flush()
     for s in shifts:
         row.shifts.append(ShiftRow(date=s.date, start=s.start.strftime("%H:%M"), end=s.end.strftime("%H:%M")))
+
+
+def fingerprint(session: Session) -> str:
+    """A digest of everything a re-plan reads: equal digests, nothing was written in between."""
+    digest = hashlib.sha256()
+    queries: list[Any] = [
+        select(
+            RequestRow.id,
+            RequestRow.status,
+            RequestRow.updated_at,
+            RequestRow.promise_start,
+            RequestRow.promise_end,
+        ).order_by(RequestRow.id),
+        select(TechnicianRow.id, TechnicianRow.active, TechnicianRow.updated_at).order_by(TechnicianRow.id),
+        select(ShiftRow.technician_id, ShiftRow.date, ShiftRow.start, ShiftRow.end).order_by(
+            ShiftRow.technician_id, ShiftRow.date
+        ),
+    ]
+    for query in queries:
+        for row in session.execute(query):
+            digest.update(repr(tuple(row)).encode())
+    return digest.hexdigest()
 
 
 def technicians(session: Session, *, active_only: bool = True) -> list[TechnicianRow]:
@@ -75,7 +117,11 @@ def technicians(session: Session, *, active_only: bool = True) -> list[Technicia
 
 
 def job_model(row: RequestRow) -> Job:
-    return Job.model_validate(row.spec)
+    """The job as the planner sees it: a promise made to the customer is its appointment window."""
+    job = Job.model_validate(row.spec)
+    if row.promise_start is not None and row.promise_end is not None:
+        job = job.model_copy(update={"appointment": Window(start=row.promise_start, end=row.promise_end)})
+    return job
 
 
 def active_requests(session: Session) -> list[RequestRow]:
@@ -149,17 +195,14 @@ def current_pointers(session: Session, days: Iterable[date]) -> dict[date, Curre
     return {r.date: r for r in rows}
 
 
-def current_routes(session: Session, days: Iterable[date], tz: ZoneInfo) -> tuple[list[Route], set[date]]:
-    """The routes now current for these days (possibly from several versions) and the published days."""
+def shown_routes(session: Session, days: Iterable[date], tz: ZoneInfo) -> list[Route]:
+    """The routes technicians see on these days (a day never published: its plan), the warm start
+    and the promises of the next re-plan."""
     routes: list[Route] = []
-    published: set[date] = set()
     for day, pointer in sorted(current_pointers(session, days).items()):
-        if pointer.published_at is not None:
-            published.add(day)
-        routes += [
-            route_model(r, tz) for r in routes_of(session, version_id=pointer.plan_version_id, day=day)
-        ]
-    return routes, published
+        rows = routes_of(session, version_id=pointer.shown_version_id, day=day)
+        routes += [route_model(r, tz) for r in rows]
+    return routes
 
 
 def store_plan(
@@ -169,15 +212,22 @@ def store_plan(
     days: list[date],
     trigger: str,
     run_id: int | None,
+    today: date,
+    now: datetime,
+    publish_days: Iterable[date] = (),
 ) -> PlanVersionRow:
-    """Write a new immutable version, point its days at it and update request statuses.
+    """Write a new immutable version, point its days at it and bring every request in line.
 
-    Runs inside the caller's transaction: if anything fails (or the process dies) before the commit,
-    the previous version stays current and none of these rows exist.
+    A day nobody has seen yet takes the version as its plan; a published day keeps the version its
+    technicians see, and the new one becomes its proposal (`publish_days` are published at once, as
+    the nightly run does for the day about to start). Runs inside the
+    caller's transaction: if anything fails (or the process dies) before the commit, the previous
+    versions stay current and none of these rows exist.
     """
     version = PlanVersionRow(
         trigger=trigger,
         run_id=run_id,
+        created_at=now,
         horizon_start=plan.horizon_start,
         horizon_days=plan.horizon_days,
         timezone=plan.timezone,
@@ -222,40 +272,83 @@ def store_plan(
         if day in pointers:
             pointers[day].plan_version_id = version.id
         else:
-            session.add(CurrentPlanRow(date=day, plan_version_id=version.id))
-    published = {d for d, p in pointers.items() if p.published_at is not None}
+            session.add(CurrentPlanRow(date=day, plan_version_id=version.id, revision=0))
     session.flush()
     fault_point("after_pointers")
-
-    where = {v.job_id: (r.technician_id, r.date) for r in plan.routes for v in r.visits}
-    horizon = set(days)
-    for req in active_requests(session):
-        if req.id in where:
-            req.technician_id, req.planned_date = where[req.id]
-            if req.status in (JobStatus.OPEN, JobStatus.PLANNED, JobStatus.FAILED):
-                req.status = JobStatus.DISPATCHED if req.planned_date in published else JobStatus.PLANNED
-        elif req.status == JobStatus.PLANNED and req.planned_date in horizon:
-            req.status, req.technician_id, req.planned_date = JobStatus.OPEN, None, None
+    for u in plan.unassigned:
+        if u.reason == ReasonCode.PROMISE_BROKEN:
+            notify(
+                session,
+                now=now,
+                audience="dispatcher",
+                kind="promise_broken",
+                subject=u.job_id,
+                message=u.detail,
+            )
+    for day in publish_days:
+        publish(session, day=day, today=today, now=now, tz=ZoneInfo(plan.timezone))
+    lifecycle.reconcile(session, today=today)
     fault_point("before_commit")
     return version
 
 
-def publish(session: Session, *, day: date) -> tuple[CurrentPlanRow, int]:
+def touch_day(session: Session, day: date | None) -> None:
+    """Something technicians see on `day` changed (a visit's status): a new ETag for its routes."""
+    if day is None:
+        return
+    pointer = session.get(CurrentPlanRow, day)
+    if pointer is not None:
+        pointer.revision = (pointer.revision or 0) + 1
+
+
+def notify(
+    session: Session, *, now: datetime, audience: str, kind: str, subject: str, message: str, **detail: object
+) -> NoticeRow:
+    row = NoticeRow(at=now, audience=audience, kind=kind, subject=subject, message=message, detail=detail)
+    session.add(row)
+    return row
+
+
+def publish(
+    session: Session, *, day: date, today: date, now: datetime, tz: ZoneInfo
+) -> tuple[CurrentPlanRow, int]:
+    """Technicians now see the day's newest version; its visits become promises to the customers."""
     pointer = session.get(CurrentPlanRow, day)
     if pointer is None:
         raise NotFound(f"no plan for {day}: request one with POST /v1/plans first")
-    if pointer.published_at is None:
-        pointer.published_at = utcnow()
-    job_ids = list(
-        session.scalars(
-            select(VisitRow.job_id)
+    changed = pointer.published_version_id != pointer.plan_version_id
+    pointer.published_version_id = pointer.plan_version_id
+    if changed or pointer.published_at is None:
+        pointer.published_at = now
+        pointer.revision = (pointer.revision or 0) + 1
+    visits = list(
+        session.execute(
+            select(VisitRow.job_id, VisitRow.start)
             .join(RouteRow, VisitRow.route_id == RouteRow.id)
             .where(RouteRow.plan_version_id == pointer.plan_version_id, RouteRow.date == day)
         )
     )
-    moved = 0
-    for req in session.scalars(select(RequestRow).where(RequestRow.id.in_(job_ids))):
-        if req.status == JobStatus.PLANNED:
-            req.status = JobStatus.DISPATCHED
-            moved += 1
-    return pointer, moved
+    starts = dict(visits)
+    for req in session.scalars(select(RequestRow).where(RequestRow.id.in_(list(starts)))):
+        if req.promise_start is None and req.status not in (JobStatus.DONE, JobStatus.CANCELLED):
+            req.promise_start, req.promise_end = promise_window(job_model(req), starts[req.id], tz)
+    session.flush()
+    lifecycle.reconcile(session, today=today)
+    dispatched = sum(
+        1
+        for r in session.scalars(select(RequestRow).where(RequestRow.id.in_(list(starts))))
+        if r.status == JobStatus.DISPATCHED
+    )
+    return pointer, dispatched
+
+
+def promise_window(job: Job, start: datetime, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """The window containing the planned start, or the planned start give or take PROMISE_MARGIN."""
+
+    def local(value: datetime) -> datetime:
+        return value.replace(tzinfo=tz) if value.tzinfo is None else value
+
+    for w in job.windows:
+        if local(w.start) <= start <= local(w.end):
+            return local(w.start), local(w.end)
+    return start - PROMISE_MARGIN, start + PROMISE_MARGIN

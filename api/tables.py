@@ -97,8 +97,15 @@ class RequestRow(Base):
     technician_id: Mapped[str | None] = mapped_column(String(64), index=True)
     planned_date: Mapped[date | None] = mapped_column(Date)
     visit_status: Mapped[str | None] = mapped_column(String(16))
+    visit_version_id: Mapped[int | None] = mapped_column(
+        Integer, comment="the plan version whose visit the technician reported on"
+    )
     failure_reason: Mapped[str | None] = mapped_column(Text)
     failures: Mapped[int] = mapped_column(Integer, default=0)
+    reason: Mapped[str | None] = mapped_column(String(32), comment="why it is open: a plan's reason code")
+    reason_detail: Mapped[str | None] = mapped_column(Text)
+    promise_start: Mapped[datetime | None] = mapped_column(comment="the window promised to the customer")
+    promise_end: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -168,11 +175,32 @@ class VisitRow(Base):
 
 
 class CurrentPlanRow(Base):
+    """One row per day: the newest version for it and the version technicians see.
+
+    Before a day is first published, `plan_version_id` is its plan and nobody's route; once it is,
+    technicians see `published_version_id`, and a newer `plan_version_id` is a proposal the
+    dispatcher reviews and publishes. `revision` counts every change technicians can see (a
+    publish, a visit's status): with the version it names a route's ETag.
+    """
+
     __tablename__ = "current_plans"
 
     date: Mapped[date] = mapped_column(Date, primary_key=True)
     plan_version_id: Mapped[int] = mapped_column(ForeignKey("plan_versions.id"))
+    published_version_id: Mapped[int | None] = mapped_column(ForeignKey("plan_versions.id"))
     published_at: Mapped[datetime | None] = mapped_column()
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+
+    @property
+    def shown_version_id(self) -> int:
+        """What a dispatcher calls the current plan: the published version, else the plan."""
+        return self.published_version_id or self.plan_version_id
+
+    @property
+    def proposed_version_id(self) -> int | None:
+        if self.published_version_id is not None and self.plan_version_id != self.published_version_id:
+            return self.plan_version_id
+        return None
 
 
 class RunRow(Base):
@@ -217,6 +245,46 @@ class ApiKeyRow(Base):
     role: Mapped[str] = mapped_column(String(16))
     technician_id: Mapped[str | None] = mapped_column(String(64))
     label: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+class AuditRow(Base):
+    """Who did what, when: creations, pins, publications, cancellations, status changes, keys."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_subject", "subject"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(100), comment="key id and role, or the scheduler")
+    action: Mapped[str] = mapped_column(String(48))
+    subject: Mapped[str] = mapped_column(String(100))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class NoticeRow(Base):
+    """Something someone must be told: a promise that cannot be kept, a visit that moved."""
+
+    __tablename__ = "notices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    audience: Mapped[str] = mapped_column(String(16), comment="dispatcher, technician or customer")
+    kind: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(100), index=True)
+    message: Mapped[str] = mapped_column(Text)
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class FeedTokenRow(Base):
+    """A read-only calendar subscription for one technician: calendar apps cannot send headers."""
+
+    __tablename__ = "feed_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    technician_id: Mapped[str] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column()
 

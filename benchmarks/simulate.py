@@ -28,7 +28,7 @@ from datetime import time as clock
 from pathlib import Path
 from typing import Literal
 
-from models import Job, JobStatus, ReasonCode, Route, Scenario, working_days
+from models import Job, JobStatus, Pinned, ReasonCode, Route, Scenario, working_days
 from optimizer import SolveOptions
 from optimizer.replan import PoolJob, ReplanInput, raised_priority, replan, working_days_horizon
 from scenarios.generate import generate
@@ -123,6 +123,14 @@ class Request:
     served_on: date | None = None
 
 
+def _kept(job: Job, kept: dict[str, tuple[str, date]]) -> Job:
+    """Greedy policy: yesterday's assignments stay, as pins (technician and day)."""
+    if job.id not in kept:
+        return job
+    tech, day = kept[job.id]
+    return job.model_copy(update={"pinned": Pinned(technician_id=tech, date=day)})
+
+
 def run_policy(
     world: World, policy: Policy, time_limit: float, seed: int, progress: bool = True
 ) -> list[DayStats]:
@@ -132,6 +140,7 @@ def run_policy(
     previous: list[Route] = []
     stats: list[DayStats] = []
     techs = {t.id: t for t in world.scenario.technicians}
+    kept: dict[str, tuple[str, date]] = {}
     for night in world.days:
         st = DayStats(night, policy)
         for a in world.arrivals:
@@ -139,7 +148,11 @@ def run_policy(
                 requests[a.job.id] = Request(a.job, night)
                 st.arrived += 1
         horizon = working_days_horizon(night, 5)
-        pool = [PoolJob(job=r.job, status=r.status) for r in requests.values() if not r.status.terminal]
+        pool = [
+            PoolJob(job=_kept(r.job, kept) if policy == "greedy" else r.job, status=r.status)
+            for r in requests.values()
+            if not r.status.terminal
+        ]
         data = ReplanInput(
             name=f"{policy} {night}",
             timezone=world.scenario.timezone,
@@ -147,7 +160,6 @@ def run_policy(
             technicians=world.scenario.technicians,
             pool=pool,
             previous=previous,
-            published_days=horizon.dates() if policy == "greedy" else [],
             mode="scratch" if policy == "scratch" else "stable",
             options=SolveOptions(time_limit_seconds=time_limit, seed=seed, local_search=policy != "greedy"),
         )
@@ -201,6 +213,7 @@ def run_policy(
             home = actual_end + (route.end - planned_end)
             st.overtime_min += max(0.0, (home - datetime.combine(night, shift.end, tz)).total_seconds() / 60)
         previous = [r for r in plan.routes if r.date > night]
+        kept = {v.job_id: (r.technician_id, r.date) for r in previous for v in r.visits}
         stats.append(st)
         if progress:
             print(

@@ -205,8 +205,18 @@ class Job(Strict):
     preferred_technicians: list[Identifier] = Field(default_factory=list)
     excluded_technicians: list[Identifier] = Field(default_factory=list)
     pinned: Pinned | None = None
+    appointment: Window | None = Field(
+        None,
+        description="a window promised to the customer (a confirmed appointment, or a published "
+        "visit): the visit starts inside it, whoever the technician; hard, planned before any priority",
+    )
     demand: Annotated[int, Field(ge=0, le=1_000_000)] = 0
     notes: Annotated[str, Field(max_length=2000)] | None = None
+
+    @property
+    def promised(self) -> bool:
+        """A pin or a confirmed window: a promise, planned before every priority level."""
+        return self.pinned is not None or self.appointment is not None
 
     @property
     def effective_priority(self) -> int:
@@ -284,6 +294,12 @@ class Scenario(Strict):
                     )
                 if job.pinned.date not in days:
                     errors.append(f"{where}.pinned.date: {job.pinned.date} is outside the horizon")
+            if job.appointment is not None:
+                start, end = self.local(job.appointment.start), self.local(job.appointment.end)
+                if end <= start:
+                    errors.append(f"{where}.appointment: ends before it starts")
+                elif end <= h0 or start >= h1:
+                    errors.append(f"{where}.appointment: lies outside the horizon")
             for wi, window in enumerate(job.windows):
                 start, end = self.local(window.start), self.local(window.end)
                 if end <= start:

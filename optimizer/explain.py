@@ -13,6 +13,19 @@ def dropped_reason(problem: Problem, node: int) -> tuple[ReasonCode, str]:
     it, so a job that only fails because lunch cannot fit is not blamed on capacity.
     """
     alone = [v for v in problem.allowed[node].tolist() if problem.solo.feasible(v, [node])]
+    job = problem.jobs[node]
+    if job.appointment is not None:
+        tz = problem.scenario
+        a, b = tz.local(job.appointment.start), tz.local(job.appointment.end)
+        why = (
+            "no qualified technician can reach it in time"
+            if not alone
+            else "their time is taken by other promises"
+        )
+        return (
+            ReasonCode.PROMISE_BROKEN,
+            f"the promised window {a:%Y-%m-%d %H:%M}-{b:%H:%M} can no longer be kept: {why}",
+        )
     if not alone:
         return (
             ReasonCode.NO_SHIFT_IN_WINDOW,

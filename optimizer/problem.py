@@ -234,8 +234,8 @@ def build_problem(
         need = tuple(sorted(job.skills.items()))
         if need not in qualified_for:
             mask = np.ones(len(techs), dtype=bool)
-            for name, level in need:
-                mask &= levels[:, column[name]] >= level
+            for name, minimum in need:
+                mask &= levels[:, column[name]] >= minimum
             qualified_for[need] = mask
         qualified = qualified_for[need]
         if not qualified.any():
@@ -300,10 +300,14 @@ def build_problem(
             )
             continue
         mask &= v_cap >= job.demand
-        # Start-time domain: windows, clipped by release and the horizon.
+        # Start-time domain: windows, clipped by release, a promised window and the horizon.
         lo_bound = ticks(job.release) if job.release is not None else 0
+        hi_bound = horizon_end
+        if job.appointment is not None:
+            lo_bound = max(lo_bound, ticks(job.appointment.start))
+            hi_bound = min(hi_bound, ticks(job.appointment.end))
         raw = [(ticks(w.start), ticks(w.end)) for w in job.windows] or [(0, horizon_end)]
-        dom = _merge([(max(a, lo_bound, 0), min(b, horizon_end)) for a, b in raw])
+        dom = _merge([(max(a, lo_bound, 0), min(b, hi_bound)) for a, b in raw])
         # Alone on vehicle v: start in [shift_start + travel in, latest_end - duration - travel out].
         earliest = v_start + travel_all[v_snode, ji]
         latest = v_emax - dur - travel_all[ji, v_enode]
@@ -323,6 +327,18 @@ def build_problem(
         keep.append(ji)
         domains.append(dom)
         allowed.append(np.flatnonzero(final).astype(np.int64))
+
+    # A promised window that can no longer be kept is the dispatcher's to renegotiate, whatever blocks it.
+    rejected = [
+        (
+            ji,
+            ReasonCode.PROMISE_BROKEN,
+            f"{_promise(scenario, scenario.jobs[ji])} can no longer be kept: {detail}",
+        )
+        if scenario.jobs[ji].appointment is not None and reason != ReasonCode.NO_QUALIFIED_TECHNICIAN
+        else (ji, reason, detail)
+        for ji, reason, detail in rejected
+    ]
 
     # Re-index: kept jobs become nodes 0..n-1, then location nodes.
     n_jobs = len(keep)
@@ -354,7 +370,7 @@ def build_problem(
         dtype=np.int64,
     )
     priority = np.array([j.effective_priority for j in jobs], dtype=np.int64)
-    level = np.where(np.array([j.pinned is not None for j in jobs], dtype=bool), 0, priority).astype(np.int64)
+    level = np.where(np.array([j.promised for j in jobs], dtype=bool), 0, priority).astype(np.int64)
     demand = np.array([j.demand for j in jobs], dtype=np.int64)
     preferred = [frozenset(tech_pos[t] for t in j.preferred_technicians) for j in jobs]
     earliest_day = np.array([int(v_day[a].min()) for a in allowed], dtype=np.int64)
@@ -402,6 +418,12 @@ def _merge(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
         else:
             out.append((a, b))
     return out
+
+
+def _promise(scenario: Scenario, job: Job) -> str:
+    assert job.appointment is not None
+    a, b = scenario.local(job.appointment.start), scenario.local(job.appointment.end)
+    return f"the promised window {a:%Y-%m-%d %H:%M}-{b:%H:%M}"
 
 
 def _no_skill_detail(job: Job, scenario: Scenario) -> str:

@@ -4,10 +4,17 @@ Pure, like `solve`: the service's nightly job loads these values from its databa
 and stores the result; the benchmarks' simulated week calls the very same function. Its inputs are
 plain pydantic values, so a re-plan can be shipped to a worker process unchanged.
 
-Promises hold: a job on a published day of the previous plan (or already dispatched or under way)
-keeps its technician and day, as does a job with a confirmed appointment (`Job.pinned`). Everything
-else may move, but only when worth it: the previous plan is the warm start and every move costs the
+Promises hold. A published visit promises the customer a day and an arrival window, not a
+technician: the service hands it over as `Job.appointment`, a hard window planned before every
+priority level, and the re-plan may give it to another qualified technician inside that window (when
+its technician loses the shift, say); when no one can keep it, it comes back unassigned as
+PROMISE_BROKEN for the dispatcher to renegotiate. A dispatcher's pin (`Job.pinned`) keeps its
+technician and day. A visit under way keeps its technician, day and times exactly. Everything else
+may move, but only when worth it: the previous plan is the warm start and every move costs the
 stability weight.
+
+The clock: with `not_before` (a re-plan during the day), nothing that has not started is placed
+before it, promised or pinned visits included; days before it are not planned at all.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from models import (
 from optimizer.kpis import compute_kpis
 from optimizer.options import SolveOptions
 from optimizer.solve import Progress, solve
+from optimizer.validate import Violation, validate_plan
 
 
 class PoolJob(BaseModel):
@@ -58,9 +66,8 @@ class ReplanInput(BaseModel):
     previous: list[Route] = Field(
         default_factory=list, description="the routes now current for the horizon's days"
     )
-    published_days: list[date] = Field(default_factory=list)
     not_before: datetime | None = Field(
-        None, description="now, for a re-plan during the day: nothing new is planned in the past"
+        None, description="now, for a re-plan during the day: nothing that has not started goes before it"
     )
     mode: Literal["stable", "scratch"] = Field(
         "stable", description="scratch ignores the previous plan except for promises (benchmarks)"
@@ -72,9 +79,30 @@ class ReplanResult(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     plan: Plan
-    promised: list[str] = Field(description="jobs kept with their technician and day as promised")
+    scenario: Scenario = Field(description="what was planned: the validator checks the plan against it")
+    promised: list[str] = Field(
+        description="jobs with a promise: a confirmed window, a pin, a visit under way"
+    )
     deferred: list[str] = Field(description="jobs whose windows or release lie after the horizon")
     left: list[str] = Field(description="done and cancelled jobs, no longer planned")
+    expired: list[str] = Field(
+        default_factory=list, description="jobs whose windows or promise passed: unassigned, not planned"
+    )
+
+    def violations(self) -> list[Violation]:
+        """The independent validator on the plan and what was planned (expired jobs never reached
+        the planner: they are checked to be unassigned, nothing more)."""
+        routed = {v.job_id for r in self.plan.routes for v in r.visits}
+        out = [
+            Violation("EXPIRED_PLANNED", "a job whose window or promise passed is in a route", j)
+            for j in self.expired
+            if j in routed
+        ]
+        gone = set(self.expired)
+        checked = self.plan.model_copy(
+            update={"unassigned": [u for u in self.plan.unassigned if u.job_id not in gone]}
+        )
+        return out + validate_plan(self.scenario, checked)
 
 
 def raised_priority(job: Job) -> Job:
@@ -92,9 +120,7 @@ def replan(data: ReplanInput, *, progress: Progress | None = None) -> ReplanResu
     if data.not_before is not None:
         h0 = max(h0, probe.local(data.not_before))
     tech_ids = {t.id for t in data.technicians}
-    published = set(data.published_days)
-    before: dict[str, tuple[str, date]] = {}
-    before = {v.job_id: (r.technician_id, r.date) for r in data.previous for v in r.visits}
+    visits = {v.job_id: (r.technician_id, r.date, v) for r in data.previous for v in r.visits}
     last_plan = _as_plan(data)
 
     jobs: list[Job] = []
@@ -108,22 +134,50 @@ def replan(data: ReplanInput, *, progress: Progress | None = None) -> ReplanResu
             left.append(job.id)
             continue
         job = _drop_unknown_technicians(job, tech_ids)
+        under_way = visits.get(job.id) if status == JobStatus.IN_PROGRESS else None
+        if under_way is not None and under_way[1] in scenario_days and under_way[0] in tech_ids:
+            # Started or en route: this technician, this day, these times, whatever else changes.
+            tech, day, visit = under_way
+            begin = probe.local(visit.start)
+            jobs.append(
+                job.model_copy(
+                    update={
+                        "pinned": Pinned(technician_id=tech, date=day),
+                        "appointment": None,
+                        "release": None,
+                        "windows": [Window(start=begin, end=begin + timedelta(seconds=1))],
+                    }
+                )
+            )
+            promised.append(job.id)
+            continue
         pin = job.pinned
-        was = before.get(job.id)
-        keeps_promise = status in (JobStatus.DISPATCHED, JobStatus.IN_PROGRESS) or (
-            was is not None and was[1] in published and status != JobStatus.FAILED
-        )
-        if pin is None and keeps_promise and was is not None and was[1] in scenario_days:
-            pin = Pinned(technician_id=was[0], date=was[1])
         if pin is not None and pin.date >= data.horizon.start + timedelta(days=data.horizon.days):
             deferred.append(job.id)
             continue
         if pin is not None and (pin.date not in scenario_days or pin.technician_id not in tech_ids):
-            pin = None  # a promise for a day already gone cannot be kept as such: plan it anew
+            pin = None  # a pin for a day already gone, or a technician who left: plan it anew
         release = probe.local(job.release) if job.release else None
         if release is not None and release >= h1:
             deferred.append(job.id)
             continue
+        appointment = job.appointment
+        if appointment is not None:
+            a_start, a_end = probe.local(appointment.start), probe.local(appointment.end)
+            if a_start >= h1:
+                deferred.append(job.id)
+                continue
+            if a_end <= h0:
+                expired.append(
+                    Unassigned(
+                        job_id=job.id,
+                        reason=ReasonCode.PROMISE_BROKEN,
+                        detail=f"the promised window {a_start:%Y-%m-%d %H:%M}-{a_end:%H:%M} has passed "
+                        "without a visit; agree a new one with the customer",
+                    )
+                )
+                continue
+            appointment = _clip(appointment, probe, h0, h1)
         windows = [w for w in job.windows if probe.local(w.end) > h0 and probe.local(w.start) < h1]
         if job.windows and not windows:
             if any(probe.local(w.start) >= h1 for w in job.windows):
@@ -140,11 +194,11 @@ def replan(data: ReplanInput, *, progress: Progress | None = None) -> ReplanResu
                 )
             continue
         windows = [_clip(w, probe, h0, h1) for w in windows]
-        update: dict[str, object] = {"pinned": pin, "windows": windows}
-        if pin is None and h0 > probe.horizon_start and (release is None or release < h0):
+        update: dict[str, object] = {"pinned": pin, "windows": windows, "appointment": appointment}
+        if h0 > probe.horizon_start and (release is None or release < h0):
             update["release"] = h0
         job = job.model_copy(update=update)
-        if pin is not None:
+        if job.promised:
             promised.append(job.id)
         jobs.append(job)
 
@@ -165,7 +219,14 @@ def replan(data: ReplanInput, *, progress: Progress | None = None) -> ReplanResu
         plan.unassigned.extend(expired)
         plan.kpis.jobs_unassigned += len(expired)
         plan.kpis.jobs_total += len(expired)
-    return ReplanResult(plan=plan, promised=promised, deferred=deferred, left=left)
+    return ReplanResult(
+        plan=plan,
+        scenario=scenario,
+        promised=promised,
+        deferred=deferred,
+        left=left,
+        expired=[u.job_id for u in expired],
+    )
 
 
 def _as_plan(data: ReplanInput) -> Plan | None:

@@ -897,8 +897,8 @@ def load_routes(tm: Timing, nb: Neighbourhood, st: State, rt: Routes, v: int, jo
 
 # --- the Python side ----------------------------------------------------------------------------
 
-TEMP_START = float(__import__("os").environ.get("FP_T0", "10.0"))  # annealing temperature, in mean arcs
-TEMP_END = float(__import__("os").environ.get("FP_T1", "0.05"))
+TEMP_START = 10.0  # annealing temperature, in mean arcs
+TEMP_END = 0.05
 FIXED_CHUNK = 64  # iterations between clock checks when an iteration limit makes the run repeatable
 
 

@@ -33,6 +33,16 @@ class Violation:
         return f"{self.code}: {where}{job}: {self.message}".replace(": :", ":")
 
 
+def hhmm(moment: datetime) -> str:
+    """10:42, or 10:42:30 when the seconds matter: how a dispatcher reads a time."""
+    return f"{moment:%H:%M}" if moment.second == 0 else f"{moment:%H:%M:%S}"
+
+
+def minutes(span: timedelta) -> str:
+    value = span.total_seconds() / 60
+    return f"{value:.0f} min" if abs(value - round(value)) < 0.05 else f"{value:.1f} min"
+
+
 def travel_minutes(scenario: Scenario, a: GeoPoint, b: GeoPoint) -> float:
     t = scenario.travel
     if t.metric == "planar":
@@ -77,6 +87,16 @@ def validate_plan(scenario: Scenario, plan: Plan) -> list[Violation]:
     return out
 
 
+def _day(moment: datetime, day: date) -> str:
+    return "" if moment.date() == day else f"{moment:%Y-%m-%d} "
+
+
+def _span(scenario: Scenario, start: datetime, end: datetime, near: datetime) -> str:
+    a, b = scenario.local(start), scenario.local(end)
+    day = "" if a.date() == near.date() else f"{a:%Y-%m-%d} "
+    return f"{day}{hhmm(a)}-{hhmm(b)}"
+
+
 def _check_route(scenario: Scenario, tech: Technician, route: Route, jobs: dict[str, Job]) -> list[Violation]:
     out: list[Violation] = []
     tid, day = tech.id, route.date
@@ -92,9 +112,13 @@ def _check_route(scenario: Scenario, tech: Technician, route: Route, jobs: dict[
     shift_end = scenario.at(day, shift.end)
     latest_end = shift_end + timedelta(minutes=tech.max_overtime_minutes)
     if route.start < shift_start - TOLERANCE:
-        bad("SHIFT_START", f"leaves at {route.start:%H:%M:%S}, before the shift starts")
+        bad("SHIFT_START", f"leaves at {hhmm(route.start)}, before the shift starts at {hhmm(shift_start)}")
     if route.end > latest_end + TOLERANCE:
-        bad("OVERTIME", f"returns at {route.end:%H:%M:%S}, past shift end plus allowed overtime")
+        bad(
+            "OVERTIME",
+            f"returns at {hhmm(route.end)}, after {hhmm(latest_end)} (shift end plus "
+            f"{tech.max_overtime_minutes} min of overtime allowed)",
+        )
 
     load = 0
     for visit in route.visits:
@@ -111,16 +135,41 @@ def _check_route(scenario: Scenario, tech: Technician, route: Route, jobs: dict[
             bad("PINNED", f"promised to {job.pinned.technician_id} on {job.pinned.date}", job.id)
         length = visit.end - visit.start
         if abs(length - timedelta(minutes=job.duration_minutes)) > TOLERANCE:
-            bad("DURATION", f"on site {length}, the job needs {job.duration_minutes} min", job.id)
+            bad("DURATION", f"on site {minutes(length)}, the job needs {job.duration_minutes:g} min", job.id)
         if visit.arrival > visit.start + TOLERANCE:
-            bad("ARRIVAL", "starts before the technician arrives", job.id)
+            bad(
+                "ARRIVAL",
+                f"starts {hhmm(visit.start)}, before the technician arrives at {hhmm(visit.arrival)}",
+                job.id,
+            )
         if job.windows and not any(
             scenario.local(w.start) - TOLERANCE <= visit.start <= scenario.local(w.end) + TOLERANCE
             for w in job.windows
         ):
-            bad("WINDOW", f"starts {visit.start.isoformat()}, outside every window", job.id)
+            spans = ", ".join(_span(scenario, w.start, w.end, visit.start) for w in job.windows)
+            bad(
+                "WINDOW",
+                f"starts {_day(visit.start, route.date)}{hhmm(visit.start)}, outside its window(s) {spans}",
+                job.id,
+            )
+        if job.appointment is not None and not (
+            scenario.local(job.appointment.start) - TOLERANCE
+            <= visit.start
+            <= scenario.local(job.appointment.end) + TOLERANCE
+        ):
+            promised = _span(scenario, job.appointment.start, job.appointment.end, visit.start)
+            bad(
+                "PROMISE",
+                f"starts {hhmm(visit.start)}, outside the window promised to the customer {promised}",
+                job.id,
+            )
         if job.release and visit.start < scenario.local(job.release) - TOLERANCE:
-            bad("RELEASE", f"starts before its release {job.release.isoformat()}", job.id)
+            release = scenario.local(job.release)
+            bad(
+                "RELEASE",
+                f"starts {hhmm(visit.start)}, before its release {_day(release, route.date)}{hhmm(release)}",
+                job.id,
+            )
         if not (route.start - TOLERANCE <= visit.start and visit.end <= route.end + TOLERANCE):
             bad("OUTSIDE_ROUTE", "visit lies outside the route's start and end", job.id)
     if tech.capacity is not None and load > tech.capacity:
@@ -137,9 +186,12 @@ def _check_route(scenario: Scenario, tech: Technician, route: Route, jobs: dict[
             bad("BREAK_MISSING", "a lunch break is required and none is planned")
         if brk is not None:
             if abs((brk.end - brk.start) - timedelta(minutes=lunch.minutes)) > TOLERANCE:
-                bad("BREAK_LENGTH", f"break lasts {brk.end - brk.start}, not {lunch.minutes} min")
+                bad("BREAK_LENGTH", f"break lasts {minutes(brk.end - brk.start)}, not {lunch.minutes} min")
             if brk.start < lo - TOLERANCE or brk.end > hi + TOLERANCE:
-                bad("BREAK_WINDOW", f"break {brk.start:%H:%M}-{brk.end:%H:%M} outside its window")
+                bad(
+                    "BREAK_WINDOW",
+                    f"break {hhmm(brk.start)}-{hhmm(brk.end)} outside its window {hhmm(lo)}-{hhmm(hi)}",
+                )
     elif brk is not None:
         bad("BREAK_UNEXPECTED", "technician has no lunch rule but the route has a break")
 
@@ -155,13 +207,19 @@ def _check_route(scenario: Scenario, tech: Technician, route: Route, jobs: dict[
     break_placed = brk is None
     for (a, _, a_end, _), (b, b_start, _, b_job) in itertools.pairwise(stops):
         gap = b_start - a_end
-        need = timedelta(minutes=travel_minutes(scenario, a, b))
+        drive = timedelta(minutes=travel_minutes(scenario, a, b))
+        need = drive
         if brk is not None and a_end - TOLERANCE <= brk.start and brk.end <= b_start + TOLERANCE:
             need += brk.end - brk.start
             break_placed = True
         if gap + TOLERANCE < need:
             what = f"to {b_job}" if b_job else "to the end location"
-            bad("TRAVEL", f"{gap} between stops {what}, needs {need} of travel (and break)", b_job)
+            bad(
+                "TRAVEL",
+                f"leaves at {hhmm(a_end)} and is due at {hhmm(b_start)} {what}: {minutes(gap)}, "
+                f"but the drive{' and the break' if need > drive else ''} take {minutes(need)}",
+                b_job,
+            )
     if brk is not None and not break_placed:
         after_end = brk.start >= route.end - TOLERANCE
         before_start = brk.end <= route.start + TOLERANCE

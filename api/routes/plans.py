@@ -8,9 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from sqlalchemy import select
 
-from api import store
+from api import audit, store
 from api.deps import DayQuery, Dispatcher, ServiceDep, SessionDep
-from api.errors import NotFound
+from api.errors import NotFound, Unprocessable
 from api.replan_job import nightly_horizon, start_run
 from api.schemas import PROTECTED, DayPlan, PlanRequest, PublishResult, RowId, RunAccepted, RunPublic
 from api.tables import CurrentPlanRow, PlanVersionRow, RunRow
@@ -31,8 +31,23 @@ def _accepted(run_id: int) -> RunAccepted:
     responses={409: {"description": "a re-plan is already running (its run id is in the body)"}},
 )
 def request_plan(body: PlanRequest, service: ServiceDep, _: Dispatcher) -> RunAccepted:
-    """Re-plan a date range now, in the background; follow it at `status_url`."""
-    start = body.start or service.today()
+    """Re-plan a date range now, in the background; follow it at `status_url`.
+
+    Days that are over are not re-planned; a day that has begun is planned from now on (nothing
+    that has not started is placed before the service's clock).
+    """
+    today = service.today()
+    start = body.start or today
+    if start < today:
+        raise Unprocessable(
+            ["body", "start"],
+            f"{start} is in the past (today is {today}); days that are over are not re-planned",
+        )
+    if not body.from_now and start <= today:
+        raise Unprocessable(
+            ["body", "from_now"],
+            f"false plans whole days, but {today} has begun: plan it from now, or start tomorrow",
+        )
     horizon = (
         Horizon(start=start, days=body.days)
         if body.days
@@ -66,6 +81,24 @@ def list_runs(
     return [run_public(r) for r in session.scalars(select(RunRow).order_by(RunRow.id.desc()).limit(limit))]
 
 
+def _day_plan(
+    session: SessionDep, service: ServiceDep, day: date, version_id: int, pointer: CurrentPlanRow
+) -> DayPlan:
+    version = session.get(PlanVersionRow, version_id)
+    assert version is not None
+    routes = store.routes_of(session, version_id=version.id, day=day)
+    return DayPlan(
+        date=day,
+        plan_version=version.id,
+        published=pointer.published_version_id == version.id,
+        published_at=pointer.published_at if pointer.published_version_id == version.id else None,
+        proposal=pointer.proposed_version_id,
+        routes=[store.route_model(r, service.tz) for r in routes],
+        unassigned=[Unassigned.model_validate(u) for u in version.unassigned],
+        kpis=Kpis.model_validate(version.kpis),
+    )
+
+
 @router.get("/v1/plans/current", response_model=DayPlan)
 def current_plan(
     session: SessionDep,
@@ -73,22 +106,28 @@ def current_plan(
     _: Dispatcher,
     day: DayQuery = None,
 ) -> DayPlan:
-    """The plan now current for a day: its routes, and the version's unassigned jobs and KPIs."""
+    """What technicians see for a day: its published version (a day never published: its plan, with
+    `published` false). `proposal` names a newer version waiting to be published."""
     day = day or service.today()
     pointer = session.get(CurrentPlanRow, day)
     if pointer is None:
         raise NotFound(f"no plan for {day}: request one with POST /v1/plans")
-    version = session.get(PlanVersionRow, pointer.plan_version_id)
-    assert version is not None
-    routes = store.routes_of(session, version_id=version.id, day=day)
-    return DayPlan(
-        date=day,
-        plan_version=version.id,
-        published_at=pointer.published_at,
-        routes=[store.route_model(r, service.tz) for r in routes],
-        unassigned=[Unassigned.model_validate(u) for u in version.unassigned],
-        kpis=Kpis.model_validate(version.kpis),
-    )
+    return _day_plan(session, service, day, pointer.shown_version_id, pointer)
+
+
+@router.get("/v1/plans/proposed", response_model=DayPlan)
+def proposed_plan(
+    session: SessionDep,
+    service: ServiceDep,
+    _: Dispatcher,
+    day: DayQuery = None,
+) -> DayPlan:
+    """The re-plan of a published day, waiting for `POST /v1/days/{day}/publish` (404 when none)."""
+    day = day or service.today()
+    pointer = session.get(CurrentPlanRow, day)
+    if pointer is None or pointer.proposed_version_id is None:
+        raise NotFound(f"no proposal for {day}: the plan technicians see is the newest")
+    return _day_plan(session, service, day, pointer.proposed_version_id, pointer)
 
 
 @router.get("/v1/plans/current/kpis", response_model=Kpis)
@@ -120,11 +159,27 @@ def get_plan_version(version_id: RowId, session: SessionDep, _: Dispatcher) -> P
 
 
 @router.post("/v1/days/{day}/publish", response_model=PublishResult)
-def publish_day(day: date, session: SessionDep, _: Dispatcher) -> PublishResult:
-    """Publish a day: its visits become promises the nightly re-plan keeps."""
+def publish_day(day: date, session: SessionDep, service: ServiceDep, who: Dispatcher) -> PublishResult:
+    """Publish a day: technicians see its newest version, and its visits become promises (a day and an
+    arrival window) the re-plans keep."""
+    if day < service.today():
+        raise Unprocessable(["path", "day"], f"{day} is over; it cannot be published")
     with session.begin():
-        pointer, moved = store.publish(session, day=day)
+        pointer, dispatched = store.publish(
+            session, day=day, today=service.today(), now=service.now(), tz=service.tz
+        )
+        audit.record(
+            session,
+            now=service.now(),
+            actor=audit.actor_of(who),
+            action="day.published",
+            subject=str(day),
+            plan_version=pointer.plan_version_id,
+        )
     assert pointer.published_at is not None
     return PublishResult(
-        date=day, plan_version=pointer.plan_version_id, published_at=pointer.published_at, dispatched=moved
+        date=day,
+        plan_version=pointer.plan_version_id,
+        published_at=pointer.published_at,
+        dispatched=dispatched,
     )

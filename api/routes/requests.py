@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api import idempotency
+from api import audit, idempotency, lifecycle, store
 from api.deps import Dispatcher, ServiceDep, SessionDep
 from api.errors import Conflict, NotFound, PayloadTooLarge, Unprocessable
 from api.geocode import geocode
@@ -19,12 +19,13 @@ from api.schemas import (
     BulkItem,
     BulkRequestsCreate,
     BulkResult,
+    Promise,
     ServiceRequestCreate,
     ServiceRequestPublic,
 )
 from api.settings import Settings
-from api.tables import RequestRow
-from models import Job, JobStatus
+from api.tables import RequestRow, TechnicianRow
+from models import Job, JobStatus, ReasonCode
 from models.common import duplicates
 
 router = APIRouter(prefix="/v1/requests", tags=["service requests"], responses=PROTECTED)
@@ -45,6 +46,11 @@ def public(row: RequestRow) -> ServiceRequestPublic:
         address=row.address,
         technician_id=row.technician_id,
         planned_date=row.planned_date,
+        reason=row.reason,
+        reason_detail=row.reason_detail,
+        promise=Promise(start=row.promise_start, end=row.promise_end)
+        if row.promise_start is not None and row.promise_end is not None
+        else None,
         visit_status=row.visit_status,  # type: ignore[arg-type]
         failure_reason=row.failure_reason,
         failures=row.failures,
@@ -53,9 +59,26 @@ def public(row: RequestRow) -> ServiceRequestPublic:
     )
 
 
+def known_technicians(session: Session, job: Job | ServiceRequestCreate, loc: list[str | int]) -> None:
+    """The same rule as a scenario file: a pinned, preferred or excluded technician must exist."""
+    named: list[tuple[list[str | int], str]] = []
+    if job.pinned is not None:
+        named.append(([*loc, "pinned", "technician_id"], job.pinned.technician_id))
+    for field in ("preferred_technicians", "excluded_technicians"):
+        named += [([*loc, field, i], tid) for i, tid in enumerate(getattr(job, field))]
+    if not named:
+        return
+    ids = {t for _, t in named}
+    known = set(session.scalars(select(TechnicianRow.id).where(TechnicianRow.id.in_(ids))))
+    for where, tid in named:
+        if tid not in known:
+            raise Unprocessable(where, f"unknown technician {tid!r}")
+
+
 def _to_row(
     session: Session, settings: Settings, body: ServiceRequestCreate, loc: list[str | int]
 ) -> RequestRow:
+    known_technicians(session, body, loc)
     location = body.location or geocode(session, settings, body.address or "", [*loc, "address"])
     data = body.model_dump(exclude={"address", "external_id", "location"})
     job = Job.model_validate({**data, "location": location.model_dump()})
@@ -63,8 +86,12 @@ def _to_row(
         id=job.id,
         external_id=body.external_id,
         status=JobStatus.OPEN.value,
-        spec=job.model_dump(mode="json"),
+        spec=job.model_dump(mode="json", exclude={"appointment"}),
         address=body.address,
+        reason=ReasonCode.NOT_PLANNED_YET.value,
+        reason_detail="not planned yet",
+        promise_start=job.appointment.start if job.appointment else None,
+        promise_end=job.appointment.end if job.appointment else None,
     )
 
 
@@ -104,6 +131,13 @@ def create_request(
             raise Conflict(f"request {body.id!r} exists; give a new id or repeat with its external_id")
         row = _to_row(session, service.settings, body, ["body"])
         session.add(row)
+        audit.record(
+            session,
+            now=service.now(),
+            actor=audit.actor_of(principal),
+            action="request.created",
+            subject=row.id,
+        )
         session.flush()
         return jsonable_encoder(public(row))
 
@@ -154,6 +188,14 @@ def create_requests_bulk(
             session.add(_to_row(session, service.settings, req, ["body", "requests", i]))
             items.append(BulkItem(id=req.id, outcome="created"))
         created = sum(it.outcome == "created" for it in items)
+        audit.record(
+            session,
+            now=service.now(),
+            actor=audit.actor_of(principal),
+            action="requests.created",
+            subject=f"{created} requests",
+            ids=[it.id for it in items if it.outcome == "created"][:100],
+        )
         return jsonable_encoder(BulkResult(created=created, existing=len(items) - created, items=items))
 
     return idempotency.answer_once(
@@ -190,12 +232,57 @@ def get_request(request_id: str, session: SessionDep, _: Dispatcher) -> ServiceR
 
 
 @router.post("/{request_id}/cancel", response_model=ServiceRequestPublic)
-def cancel_request(request_id: str, session: SessionDep, _: Dispatcher) -> ServiceRequestPublic:
+def cancel_request(
+    request_id: str, session: SessionDep, service: ServiceDep, who: Dispatcher
+) -> ServiceRequestPublic:
+    """Cancel: the request leaves planning; a technician who had it on a route sees it cancelled."""
     with session.begin():
         row = session.get(RequestRow, request_id)
         if row is None:
             raise NotFound(f"no request {request_id!r}")
-        if row.status == JobStatus.DONE:
-            raise Conflict(f"request {request_id!r} is done; it cannot be cancelled")
-        row.status = JobStatus.CANCELLED.value
+        if not lifecycle.can_move(JobStatus(row.status), JobStatus.CANCELLED):
+            raise Conflict(f"request {request_id!r} is {row.status}; it cannot be cancelled")
+        day = row.planned_date
+        lifecycle.move(row, JobStatus.CANCELLED)
+        row.promise_start = row.promise_end = None
+        store.touch_day(session, day)
+        audit.record(
+            session,
+            now=service.now(),
+            actor=audit.actor_of(who),
+            action="request.cancelled",
+            subject=request_id,
+        )
+    return public(row)
+
+
+@router.delete("/{request_id}/promise", response_model=ServiceRequestPublic)
+def break_promise(
+    request_id: str, session: SessionDep, service: ServiceDep, who: Dispatcher
+) -> ServiceRequestPublic:
+    """Break the promise made to the customer (only a dispatcher can): the next re-plan may move the
+    visit to any day and time; the customer is to be told (a notice is recorded)."""
+    with session.begin():
+        row = session.get(RequestRow, request_id)
+        if row is None:
+            raise NotFound(f"no request {request_id!r}")
+        if row.promise_start is None:
+            raise Conflict(f"request {request_id!r} has no promise to break")
+        start, end = (
+            row.promise_start.astimezone(service.tz),
+            (row.promise_end or row.promise_start).astimezone(service.tz),
+        )
+        was = f"{start:%Y-%m-%d %H:%M}-{end:%H:%M}"
+        row.promise_start = row.promise_end = None
+        store.notify(
+            session,
+            now=service.now(),
+            audience="customer",
+            kind="promise_withdrawn",
+            subject=request_id,
+            message=f"the appointment promised for {was} is withdrawn; a new one will be agreed",
+        )
+        audit.record(
+            session, now=service.now(), actor=audit.actor_of(who), action="promise.broken", subject=request_id
+        )
     return public(row)

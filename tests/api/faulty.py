@@ -14,3 +14,19 @@ def explode(data: ReplanInput) -> ReplanResult:
 def hang(data: ReplanInput) -> ReplanResult:
     time.sleep(600)
     raise AssertionError("unreachable")
+
+
+def overlapping(data: ReplanInput) -> ReplanResult:
+    """A real re-plan whose plan is then broken: the second visit of a route moved onto the first."""
+    from optimizer.replan import replan
+
+    result = replan(data)
+    for route in result.plan.routes:
+        if len(route.visits) >= 2:
+            first, second = route.visits[0], route.visits[1]
+            length = second.end - second.start
+            route.visits[1] = second.model_copy(
+                update={"arrival": first.start, "start": first.start, "end": first.start + length}
+            )
+            break
+    return result

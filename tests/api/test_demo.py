@@ -1,7 +1,9 @@
 """The newcomer's walk through `fieldplan serve --demo`, in a real process over real HTTP.
 
-Request a plan as dispatcher, pull a route as technician, mark a visit failed, trigger the nightly
-job and see the failed visit planned again: README's main-job command, end to end.
+The demo starts with its clock at 09:00 on a Monday (`--clock`), so the walk is the same at any hour:
+a technician pulls the published route, the dispatcher re-plans the rest of the day (a proposal)
+and publishes it, a visit fails, the nightly job plans it again and publishes the day: README's
+main-job command, end to end.
 """
 
 from __future__ import annotations
@@ -34,7 +36,17 @@ def test_serve_demo_walkthrough(tmp_path: Path) -> None:
     env = {**os.environ, "FIELDPLAN_SOLVE_SECONDS": "2", "FIELDPLAN_DATABASE_URL": "sqlite:///ignored.db"}
     env.pop("FIELDPLAN_ADMIN_KEY", None)
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from api.cli import main; main()", "serve", "--demo", "--port", str(port)],
+        [
+            sys.executable,
+            "-c",
+            "from api.cli import main; main()",
+            "serve",
+            "--demo",
+            "--port",
+            str(port),
+            "--clock",
+            "2026-12-07T09:00",
+        ],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
@@ -57,19 +69,24 @@ def test_serve_demo_walkthrough(tmp_path: Path) -> None:
         assert (tmp_path / "fieldplan-demo.db").exists() and not (tmp_path / "ignored.db").exists()
         d = {"Authorization": f"Bearer {dispatcher.group(1)}"}
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            # the demo day is today: a technician already has a route
+            # the demo day is today, planned from 09:00 and published: a technician has a route
             tid, tkey = techs[0]
             t = {"Authorization": f"Bearer {tkey}"}
             route = client.get("/v1/me/route", headers=t).json()
             assert route["technician_id"] == tid and route["stops"], route
-            # the dispatcher re-plans today as a whole
+            assert all(s["start"] >= "2026-12-07T09:00" for s in route["stops"])
+            # the dispatcher re-plans the rest of today: a proposal, published after review
             run = _wait(
                 client,
                 dispatcher.group(1),
-                client.post("/v1/plans", json={"days": 1, "from_now": False}, headers=d).json()["run_id"],
+                client.post("/v1/plans", json={"days": 1}, headers=d).json()["run_id"],
             )
             assert run["status"] == "succeeded", run
+            proposal = client.get("/v1/plans/proposed", headers=d).json()
+            assert proposal["plan_version"] == run["plan_version_id"]
+            assert client.post("/v1/days/2026-12-07/publish", headers=d).status_code == 200
             route = client.get("/v1/me/route", headers=t).json()
+            assert route["plan_version"] == run["plan_version_id"]
             free = [
                 s
                 for s in route["stops"]
@@ -88,7 +105,11 @@ def test_serve_demo_walkthrough(tmp_path: Path) -> None:
             planned = {v["job_id"] for r in plan["routes"] for v in r["visits"]}
             if free:
                 assert victim in planned
-                assert client.get(f"/v1/requests/{victim}", headers=d).json()["status"] == "planned"
+                req = client.get(f"/v1/requests/{victim}", headers=d).json()
+                # the nightly run publishes the first day it plans; later days stay plans
+                assert req["status"] == (
+                    "dispatched" if req["planned_date"] == "2026-12-07" else "planned"
+                ), req
             else:
                 assert victim in planned | {u["job_id"] for u in plan["unassigned"]}
             assert client.get("/health").json()["last_nightly"]["id"] == run["id"]

@@ -66,17 +66,22 @@ def test_an_address_is_geocoded_once_and_cached(
         assert detail["loc"] == ["body", "address"] and "1 Nowhere Lane" in detail["msg"]
 
 
-def test_no_geocoder_answering_is_422_naming_the_address(service: Service, loaded: Keys) -> None:
+def test_no_geocoder_answering_is_503_with_retry_after_and_one_log_line(
+    service: Service, loaded: Keys, caplog: pytest.LogCaptureFixture
+) -> None:
     with _client_with(service, geocoder_domain="127.0.0.1:9", geocoder_scheme="http") as client:
         body = {k: v for k, v in job("G4").items() if k != "location"}
+        caplog.clear()
         answer = client.post(
             "/v1/requests",
             json={**body, "address": "5 Place Bellecour, Lyon"},
             headers=bearer(loaded.dispatcher),
         )
-        assert answer.status_code == 422
-        assert "5 Place Bellecour, Lyon" in answer.json()["detail"][0]["msg"]
-        assert answer.json()["detail"][0]["loc"] == ["body", "address"]
+        assert answer.status_code == 503 and answer.headers["retry-after"] == "30"
+        assert answer.json()["code"] == "geocoder_unavailable"
+        logged = [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")]
+        assert len(logged) == 1 and not logged[0].exc_info, [r.getMessage() for r in logged]
+        assert client.get("/v1/requests/G4", headers=bearer(loaded.dispatcher)).status_code == 404
 
 
 def _nightly_runs(service: Service) -> list[RunRow]:

@@ -42,7 +42,7 @@ INF_BODY = json.dumps(job("H1")).replace('"lon": 4.85', '"lon": Infinity')
             "",
         ),  # SQL in free text: stored as text
         ([job("H1")], 422, "body"),  # a list where an object belongs
-        ("{", 422, "json"),  # truncated JSON
+        ("{", 400, "JSON"),  # truncated JSON: not JSON at all, a malformed request
     ],
 )
 def test_hostile_request_bodies(

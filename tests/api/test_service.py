@@ -23,7 +23,8 @@ def scenario_of(client: TestClient, keys: Keys, days: int = 1) -> Scenario:
     """The scenario the service planned, rebuilt from what the API says it stores."""
     h = bearer(keys.dispatcher)
     techs = [
-        {k: v for k, v in t.items() if k != "active"} for t in client.get("/v1/technicians", headers=h).json()
+        {k: v for k, v in t.items() if k not in ("active", "replan_run_id")}
+        for t in client.get("/v1/technicians", headers=h).json()
     ]
     reqs = client.get("/v1/requests", params={"limit": 1000}, headers=h).json()
     jobs = [r["job"] for r in reqs if r["status"] not in ("done", "cancelled")]
@@ -50,11 +51,18 @@ def test_a_plan_requested_by_a_dispatcher_is_stored_and_passes_the_validator(
     assert client.get("/v1/plans/current/unassigned", params={"date": DAY}, headers=h).status_code == 200
 
 
+def publish(client: TestClient, keys: Keys) -> None:
+    assert client.post(f"/v1/days/{DAY}/publish", headers=bearer(keys.dispatcher)).status_code == 200
+
+
 def test_a_technician_sees_only_their_own_route_in_json_ics_and_geojson(
     client: TestClient, loaded: Keys
 ) -> None:
     plan_day(client, loaded)
     h = bearer(loaded.dispatcher)
+    th = bearer(loaded.technician("T1"))
+    assert client.get("/v1/me/route", params={"date": DAY}, headers=th).status_code == 404  # not published
+    publish(client, loaded)
     day = client.get("/v1/plans/current", params={"date": DAY}, headers=h).json()
     mine = {r["technician_id"]: [v["job_id"] for v in r["visits"]] for r in day["routes"]}
     for tid in ("T1", "T2"):
@@ -68,8 +76,10 @@ def test_a_technician_sees_only_their_own_route_in_json_ics_and_geojson(
 
         ics = client.get("/v1/me/route.ics", params={"date": DAY}, headers=th)
         assert ics.headers["content-type"].startswith("text/calendar")
-        events = Calendar.from_ical(ics.content).walk("VEVENT")
-        assert [str(e["uid"]).split("-v")[0] for e in events] == mine.get(tid, [])
+        events = [
+            e for e in Calendar.from_ical(ics.content).walk("VEVENT") if str(e["uid"]).startswith("visit-")
+        ]
+        assert [str(e["uid"]).removeprefix("visit-").split("@")[0] for e in events] == mine.get(tid, [])
         for e, stop in zip(events, route["stops"], strict=True):
             assert e.decoded("dtstart").isoformat() == stop["start"]
 
@@ -88,6 +98,7 @@ def test_a_technician_sees_only_their_own_route_in_json_ics_and_geojson(
 
 def test_a_technician_cannot_touch_another_technicians_visit(client: TestClient, loaded: Keys) -> None:
     plan_day(client, loaded)
+    publish(client, loaded)
     day = client.get("/v1/plans/current", params={"date": DAY}, headers=bearer(loaded.dispatcher)).json()
     theirs = next(r for r in day["routes"] if r["technician_id"] == "T2" and r["visits"])
     job_id = theirs["visits"][0]["job_id"]
@@ -99,13 +110,14 @@ def test_a_technician_cannot_touch_another_technicians_visit(client: TestClient,
     route = client.get("/v1/me/route", params={"date": DAY, "technician_id": "T2"}, headers=t1).json()
     assert route["technician_id"] == "T1" and job_id not in [s["job_id"] for s in route["stops"]]
     status = client.get(f"/v1/requests/{job_id}", headers=bearer(loaded.dispatcher)).json()["status"]
-    assert status == "planned"
+    assert status == "dispatched"
 
 
 def test_a_failed_visit_returns_raised_and_the_nightly_job_plans_it_again(
     client: TestClient, loaded: Keys, service: Service
 ) -> None:
     plan_day(client, loaded)
+    publish(client, loaded)
     h = bearer(loaded.dispatcher)
     day = client.get("/v1/plans/current", params={"date": DAY}, headers=h).json()
     route = next(r for r in day["routes"] if r["visits"])
@@ -136,7 +148,9 @@ def test_a_failed_visit_returns_raised_and_the_nightly_job_plans_it_again(
     run = wait_run(client, loaded.dispatcher, nightly.json()["run_id"])
     assert run["status"] == "succeeded", run
     again = client.get(f"/v1/requests/{failed}", headers=h).json()
-    assert again["status"] == "planned"
+    assert (
+        again["status"] == "dispatched" and again["visit_status"] is None
+    )  # the nightly run publishes today
     plan = client.get(f"/v1/plans/{run['plan_version_id']}", headers=h).json()
     planned = {v["job_id"] for r in plan["routes"] for v in r["visits"]}
     assert failed in planned
@@ -152,7 +166,7 @@ def _priority(job_dict: dict[str, Any]) -> int:
     return Job.model_validate(job_dict).effective_priority
 
 
-def test_published_visits_keep_their_technician_and_day_when_new_requests_arrive(
+def test_published_visits_keep_their_promises_when_new_requests_arrive(
     client: TestClient, loaded: Keys
 ) -> None:
     first = plan_day(client, loaded)
@@ -160,22 +174,26 @@ def test_published_visits_keep_their_technician_and_day_when_new_requests_arrive
     published = client.post(f"/v1/days/{DAY}/publish", headers=h).json()
     assert published["plan_version"] == first["plan_version_id"] and published["dispatched"] > 0
     day = client.get("/v1/plans/current", params={"date": DAY}, headers=h).json()
-    promised = {v["job_id"]: r["technician_id"] for r in day["routes"] for v in r["visits"]}
-    assert {r["status"] for r in client.get("/v1/requests", headers=h).json() if r["id"] in promised} == {
-        "dispatched"
-    }
+    promised = {v["job_id"] for r in day["routes"] for v in r["visits"]}
+    requests = {r["id"]: r for r in client.get("/v1/requests", headers=h).json()}
+    assert {requests[j]["status"] for j in promised} == {"dispatched"}
+    assert all(requests[j]["promise"] for j in promised)
     for i in range(3):
         new = job(f"N{i}", lat=45.74 + i / 100, lon=4.86, duration_minutes=20, kind="inspection")
         assert client.post("/v1/requests", json=new, headers=h).status_code == 201
     second = plan_day(client, loaded)
     assert second["summary"]["promised"] == len(promised)
-    day2 = client.get("/v1/plans/current", params={"date": DAY}, headers=h).json()
-    assert day2["plan_version"] == second["plan_version_id"] and day2["published_at"] is not None
-    now = {v["job_id"]: r["technician_id"] for r in day2["routes"] for v in r["visits"]}
-    for jid, tid in promised.items():
-        assert now.get(jid) == tid, f"promise broken for {jid}"
-    assert any(f"N{i}" in now for i in range(3)) or len(day2["unassigned"]) >= 1
-    assert day2["kpis"]["churn"] == 0.0
+    shown = client.get("/v1/plans/current", params={"date": DAY}, headers=h).json()
+    assert (
+        shown["plan_version"] == first["plan_version_id"] and shown["proposal"] == second["plan_version_id"]
+    )
+    proposal = client.get("/v1/plans/proposed", params={"date": DAY}, headers=h).json()
+    visits = {v["job_id"]: v for r in proposal["routes"] for v in r["visits"]}
+    for jid in promised:
+        window = requests[jid]["promise"]
+        assert window["start"] <= visits[jid]["start"] <= window["end"], f"promise broken for {jid}"
+    assert any(f"N{i}" in visits for i in range(3)) or len(proposal["unassigned"]) >= 1
+    assert proposal["kpis"]["churn"] is not None
 
 
 def test_idempotent_posts_never_duplicate(client: TestClient, loaded: Keys) -> None:

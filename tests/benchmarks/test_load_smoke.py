@@ -26,6 +26,9 @@ def test_load_script_small(tmp_path: Path) -> None:
             "40",
             "--workers",
             "1",
+            # latency is the script's figure on a quiet machine, never a unit test's verdict
+            "--p99-ms",
+            "1e9",
             "--out",
             str(tmp_path),
         ]
@@ -33,6 +36,7 @@ def test_load_script_small(tmp_path: Path) -> None:
     result = json.loads((tmp_path / "load.json").read_text())
     assert code == 0, result
     pull = result["pull"]
+    assert set(pull["status_codes"]) <= {"200", "304"}
     assert pull["server_errors"] == 0 and pull["mixed_or_wrong_responses"] == 0 and pull["requests"] > 50
     assert len(pull["responses_by_version"]) == 2  # the mid-run publish was seen
     assert result["creates"]["stored"] == 40 and result["creates"]["posts"] == 80

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 from models import Job, JobStatus, Plan, ReasonCode, Scenario, Technician
 from optimizer import SolveOptions, validate_plan
@@ -32,27 +32,50 @@ def _where(plan: Plan) -> dict[str, tuple[str, date]]:
 JOBS = [job(f"J{i}", lat=45.70 + i / 100, lon=4.84 + (i % 3) / 50, duration_minutes=45) for i in range(8)]
 
 
-def test_published_visits_stay_with_their_technician_and_new_jobs_are_added() -> None:
-    first = replan(_input(JOBS)).plan
-    before = _where(first)
-    moved = {jid: ("B" if t == "A" else "A", d) for jid, (t, d) in before.items()}
-    # Pretend the dispatcher's published plan had every job on the *other* technician: a promise.
-    routes = [
-        r.model_copy(update={"technician_id": "B" if r.technician_id == "A" else "A"}) for r in first.routes
-    ]
+def test_a_promise_is_a_window_not_a_technician() -> None:
+    """J1 was promised 10:00-11:00 with A; A lost the shift: B keeps the promise. J2's promise
+    (20:00-21:00) no shift can keep: it comes back unassigned for the dispatcher."""
+    lost = Technician.model_validate(tech("A", shifts=[]))
     data = _input(
-        [*JOBS, job("NEW", lat=45.74, lon=4.85, duration_minutes=20)],
-        {jid: JobStatus.DISPATCHED for jid in before},
-        previous=routes,
-        published_days=[date.fromisoformat(DAY)],
+        [
+            job("J1", appointment={"start": f"{DAY}T10:00", "end": f"{DAY}T11:00"}),
+            job("J2", appointment={"start": f"{DAY}T20:00", "end": f"{DAY}T21:00"}),
+            job("NEW", lat=45.74, lon=4.85, duration_minutes=20),
+        ],
+        {"J1": JobStatus.DISPATCHED, "J2": JobStatus.DISPATCHED},
     )
+    data = data.model_copy(update={"technicians": [lost, data.technicians[1]]})
     result = replan(data)
-    after = _where(result.plan)
-    assert sorted(result.promised) == sorted(before)
-    for jid, where in moved.items():
-        assert after[jid] == where
-    assert "NEW" in after or any(u.job_id == "NEW" for u in result.plan.unassigned)
-    assert result.plan.kpis.churn == 0.0
+    where = _where(result.plan)
+    assert where["J1"] == ("B", date.fromisoformat(DAY))
+    visit = next(v for r in result.plan.routes for v in r.visits if v.job_id == "J1")
+    assert "10:00" <= visit.start.strftime("%H:%M") <= "11:00"
+    assert [(u.job_id, u.reason) for u in result.plan.unassigned] == [("J2", ReasonCode.PROMISE_BROKEN)]
+    assert sorted(result.promised) == ["J1", "J2"]
+    assert result.violations() == []
+
+
+def test_during_the_day_nothing_that_has_not_started_moves_before_now() -> None:
+    """At 11:00: the visit under way keeps its exact times; every other visit, promised or not,
+    starts after now; a promise whose window has passed is reported, not planned."""
+    first = replan(_input(JOBS)).plan
+    started = first.routes[0].visits[0]
+    now = f"{DAY}T11:00:00+01:00"
+    jobs = [
+        *JOBS,
+        job("GONE", appointment={"start": f"{DAY}T08:00", "end": f"{DAY}T09:00"}),
+        job("LATE", appointment={"start": f"{DAY}T10:30", "end": f"{DAY}T12:30"}),
+    ]
+    statuses = {v.job_id: JobStatus.DISPATCHED for r in first.routes for v in r.visits}
+    statuses[started.job_id] = JobStatus.IN_PROGRESS
+    result = replan(_input(jobs, statuses, previous=first.routes, not_before=now))
+    visits = {v.job_id: v for r in result.plan.routes for v in r.visits}
+    assert visits[started.job_id].start == started.start
+    assert all(v.start >= datetime.fromisoformat(now) for j, v in visits.items() if j != started.job_id)
+    assert "LATE" in visits and visits["LATE"].start.strftime("%H:%M") <= "12:30"
+    assert ("GONE", ReasonCode.PROMISE_BROKEN) in [(u.job_id, u.reason) for u in result.plan.unassigned]
+    assert result.expired == ["GONE"]
+    assert result.violations() == []
 
 
 def test_done_and_cancelled_leave_failed_come_back_first() -> None:
@@ -108,7 +131,7 @@ def test_the_replanned_plan_passes_the_validator() -> None:
         technicians=[Technician.model_validate(t.model_dump()) for t in data.technicians],
         jobs=[p.job for p in data.pool],
     )
-    assert validate_plan(sc, result.plan) == []
+    assert validate_plan(sc, result.plan) == [] and result.violations() == []
 
 
 def test_working_days_horizon_skips_the_weekend() -> None:
