@@ -130,6 +130,62 @@ def validate_cmd(
     out.print(f"plan OK: {len(plan.routes)} routes, {visits} visits, {len(plan.unassigned)} unassigned")
 
 
+@app.command("explain")
+def explain_cmd(
+    scenario_file: Annotated[Path, typer.Argument(metavar="SCENARIO.json")],
+    plan_file: Annotated[Path, typer.Argument(metavar="PLAN.json")],
+    job: Annotated[str | None, typer.Option("--job", help="only this job")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="the plan's unassigned[] with fixes, as JSON")
+    ] = False,
+) -> None:
+    """What would let each job left out in: the smallest changes, cheapest first, the best checked by
+    re-planning the routes they touch (exit 1 if the plan fails the validator, 2 for a bad file)."""
+    from optimizer.fixes import explain_plan
+
+    try:
+        scenario = load(scenario_file, Scenario)
+        plan = load(plan_file, Plan)
+    except BadInput as exc:
+        fail(str(exc))
+    violations = validate_plan(scenario, plan)
+    if violations:
+        for v in violations[:20]:
+            err.print(f"[red]violation[/] {v}", highlight=False)
+        fail(
+            f"{plan_file}: the plan fails the validator ({len(violations)} violation(s)); nothing to explain",
+            1,
+        )
+    planned = {v.job_id for r in plan.routes for v in r.visits}
+    if job is not None and job in planned:
+        from optimizer.fixes import Explainer
+
+        others = Explainer(scenario, plan).alternatives(job, top=5)
+        if as_json:
+            out.print_json(json.dumps(others, default=str))
+            return
+        out.print(f"{job} is planned; the next-best places (added travel, minutes, against where it is):")
+        for o in others:
+            out.print(
+                f"  {o['technician_id']} {o['date']}: +{o['added_travel_minutes']} min "
+                f"({o['difference_minutes']:+} against its place)",
+                highlight=False,
+            )
+        if not others:
+            out.print("  none: no other technician-day can take it as the plan stands")
+        return
+    if job is not None and job not in {u.job_id for u in plan.unassigned}:
+        fail(f"--job: {job!r} is not a job of the plan")
+    explained = explain_plan(scenario, plan, jobs=[job] if job else None)
+    if as_json:
+        rows = [u.model_dump(mode="json") for u in explained.unassigned if job is None or u.job_id == job]
+        out.print_json(json.dumps(rows))
+        return
+    from api.report import print_fixes
+
+    print_fixes(explained, out, job)
+
+
 @app.command("generate")
 def generate_cmd(
     out_file: Annotated[Path, typer.Option("--out", help="scenario JSON to write")],

@@ -273,6 +273,7 @@ def load_input(service: Service, run_id: int) -> tuple[ReplanInput, list[date], 
         previous=previous,
         not_before=service.now() if from_now else None,
         options=SolveOptions(time_limit_seconds=service.settings.solve_seconds, seed=run_id),
+        explain=service.settings.explain_fixes,
     )
     return data, days, seen
 

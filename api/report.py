@@ -100,3 +100,26 @@ def print_plan(plan: Plan, console: Console, details: bool | None = None) -> Non
     s = plan.solver
     kp.add_row("solver", f"{s.status}, {s.wall_seconds:.1f}s, {s.solutions} iterations, seed {s.seed}")
     console.print(kp)
+
+
+def print_fixes(plan: Plan, console: Console, job: str | None = None) -> None:
+    """What would let each job left out in: one table per job, verified fixes first."""
+    shown = [u for u in plan.unassigned if job is None or u.job_id == job]
+    verified = sum(1 for u in shown if any(f.verified for f in u.fixes))
+    console.print(f"{len(shown)} job(s) left out; {verified} with at least one verified fix")
+    for u in shown:
+        table = Table(title=f"{u.job_id}: {u.reason.value}", title_justify="left", caption=u.detail)
+        table.add_column("fix")
+        table.add_column("change", overflow="fold")
+        table.add_column("cost", justify="right")
+        table.add_column("checked")
+        if not u.fixes:
+            table.add_row("-", "no change of capacity or timing found (see the reason)", "", "")
+        for f in u.fixes[:6]:
+            table.add_row(
+                f.kind,
+                f.detail,
+                f"{f.cost_delta:g}",
+                "[green]verified[/]" if f.verified else "[dim]estimate[/]",
+            )
+        console.print(table)

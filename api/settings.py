@@ -29,6 +29,11 @@ class Settings(BaseSettings):
         description="the nightly re-plan publishes the first N days of its horizon (the day about to "
         "start); later days, and every daytime re-plan of a published day, stay proposals to review",
     )
+    explain_fixes: bool = Field(
+        True,
+        description="every re-plan proposes and verifies fixes for the jobs it leaves out "
+        "(`unassigned[].fixes`; about 1-2 s for a 600-job week)",
+    )
     scheduler: bool = Field(True, description="run the nightly scheduler inside `fieldplan serve`")
     lock_stale_seconds: Annotated[float, Field(gt=0)] = 120.0
     geocoder: Literal["nominatim"] = "nominatim"

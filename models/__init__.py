@@ -7,6 +7,7 @@ JSON formats (scenario v1, plan v1). Nothing in this package imports the optimiz
 from models.common import GeoPoint, Latitude, Longitude, SkillLevel
 from models.plan import (
     Break,
+    Fix,
     Kpis,
     Plan,
     ReasonCode,
@@ -36,6 +37,7 @@ __all__ = [
     "VISIT_TO_JOB",
     "Break",
     "Contract",
+    "Fix",
     "GeoPoint",
     "Horizon",
     "Job",

@@ -56,10 +56,43 @@ class Route(Strict):
     break_: Break | None = Field(None, alias="break")
 
 
+Day = date  # a field named `date` hides the type inside a class body
+
+FixKind = Literal[
+    "insert",
+    "overtime",
+    "longer_shift",
+    "other_day",
+    "wider_window",
+    "displace",
+    "skill",
+    "extra_day",
+    "lunch",
+]
+
+
+class Fix(Strict):
+    """One change that would let a job left out in: what it changes, what it costs, and whether the
+    optimizer checked it (re-planned the affected routes with the change, validator-clean)."""
+
+    kind: FixKind
+    detail: str
+    technician_id: str | None = None
+    date: Day | None = None
+    minutes: int | None = Field(None, description="overtime, shift extension or window widening")
+    displaced_job_ids: list[str] = Field(default_factory=list)
+    cost_delta: float = Field(
+        description="what the change costs, in minutes of travel (`Weights`' unit), before the gain "
+        "of planning the job: added travel, overtime, lateness, moves, the displaced jobs' weights"
+    )
+    verified: bool = False
+
+
 class Unassigned(Strict):
     job_id: str
     reason: ReasonCode
     detail: str
+    fixes: list[Fix] = Field(default_factory=list, description="filled by `optimizer.fixes` on request")
 
 
 class PriorityCount(Strict):

@@ -7,6 +7,7 @@ serve are taken out here, with their reason, so they never reach the search.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cached_property
@@ -111,6 +112,15 @@ class Problem:
         """Ticks -> an aware datetime; via UTC so a DST change inside the horizon is exact."""
         instant = self.origin.astimezone(UTC) + timedelta(seconds=float(ticks) * self.tick_seconds)
         return instant.astimezone(self.scenario.tz)
+
+    def ticks(self, moment: datetime) -> int:
+        """An instant -> ticks from the horizon's start (as `build_problem` counts them)."""
+        local = self.scenario.local(moment).astimezone(UTC)
+        return round((local - self.origin.astimezone(UTC)).total_seconds() / self.tick_seconds)
+
+    @property
+    def horizon_end(self) -> int:
+        return self.ticks(self.scenario.horizon_end)
 
     def minutes(self, ticks: int | float) -> float:
         return float(ticks) * self.tick_seconds / 60.0
@@ -300,14 +310,7 @@ def build_problem(
             )
             continue
         mask &= v_cap >= job.demand
-        # Start-time domain: windows, clipped by release, a promised window and the horizon.
-        lo_bound = ticks(job.release) if job.release is not None else 0
-        hi_bound = horizon_end
-        if job.appointment is not None:
-            lo_bound = max(lo_bound, ticks(job.appointment.start))
-            hi_bound = min(hi_bound, ticks(job.appointment.end))
-        raw = [(ticks(w.start), ticks(w.end)) for w in job.windows] or [(0, horizon_end)]
-        dom = _merge([(max(a, lo_bound, 0), min(b, hi_bound)) for a, b in raw])
+        dom = start_domain(job, ticks, horizon_end)
         # Alone on vehicle v: start in [shift_start + travel in, latest_end - duration - travel out].
         earliest = v_start + travel_all[v_snode, ji]
         latest = v_emax - dur - travel_all[ji, v_enode]
@@ -408,6 +411,18 @@ def build_problem(
         previous=prev_map,
         rejected=rejected,
     )
+
+
+def start_domain(job: Job, ticks: Callable[[datetime], int], horizon_end: int) -> list[tuple[int, int]]:
+    """Allowed start intervals: the windows, clipped by the release, a promised window and the
+    horizon (also what an explanation asks about a job with other windows)."""
+    lo_bound = ticks(job.release) if job.release is not None else 0
+    hi_bound = horizon_end
+    if job.appointment is not None:
+        lo_bound = max(lo_bound, ticks(job.appointment.start))
+        hi_bound = min(hi_bound, ticks(job.appointment.end))
+    raw = [(ticks(w.start), ticks(w.end)) for w in job.windows] or [(0, horizon_end)]
+    return _merge([(max(a, lo_bound, 0), min(b, hi_bound)) for a, b in raw])
 
 
 def _merge(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:

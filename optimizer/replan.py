@@ -73,6 +73,9 @@ class ReplanInput(BaseModel):
         "stable", description="scratch ignores the previous plan except for promises (benchmarks)"
     )
     options: SolveOptions = Field(default_factory=SolveOptions)
+    explain: bool = Field(
+        False, description="propose and verify fixes for every job left out (`optimizer.fixes`)"
+    )
 
 
 class ReplanResult(BaseModel):
@@ -215,6 +218,10 @@ def replan(data: ReplanInput, *, progress: Progress | None = None) -> ReplanResu
     if data.mode == "scratch" and last_plan is not None:
         # Churn is still worth reporting for the policy that ignores it.
         plan.kpis = compute_kpis(scenario, plan.routes, plan.unassigned, last_plan)
+    if data.explain and plan.unassigned:
+        from optimizer.fixes import explain_plan
+
+        plan = explain_plan(scenario, plan, data.options)
     if expired:
         plan.unassigned.extend(expired)
         plan.kpis.jobs_unassigned += len(expired)

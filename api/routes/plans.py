@@ -150,6 +150,21 @@ def current_unassigned(
     return current_plan(session, service, p, day).unassigned
 
 
+@router.get("/v1/plans/current/unassigned/{job_id}", response_model=Unassigned)
+def current_unassigned_job(
+    job_id: str,
+    session: SessionDep,
+    service: ServiceDep,
+    p: Dispatcher,
+    day: DayQuery = None,
+) -> Unassigned:
+    """One job left out of the day's plan: its reason and the fixes that would let it in."""
+    for u in current_plan(session, service, p, day).unassigned:
+        if u.job_id == job_id:
+            return u
+    raise NotFound(f"{job_id!r} is not among the unassigned jobs of {day or service.today()}")
+
+
 @router.get("/v1/plans/{version_id:int}", response_model=Plan)
 def get_plan_version(version_id: RowId, session: SessionDep, _: Dispatcher) -> Plan:
     version = session.get(PlanVersionRow, version_id)

@@ -127,3 +127,27 @@ def test_hostile_scenario_files_exit_2_with_one_line(tmp_path: Path, content: by
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and expected in lines[0].lower(), result.output
     assert "Traceback" not in result.output
+
+
+def test_explain_shows_verified_fixes_and_keeps_the_exit_codes(tmp_path: Path) -> None:
+    scenario = next(p for p in shipped() if p.stem == "overloaded-day")
+    plan_file = tmp_path / "plan.json"
+    solved = runner.invoke(app, ["solve", str(scenario), "--iterations", "500", "--out", str(plan_file)])
+    assert solved.exit_code == 0, solved.output
+    shown = runner.invoke(app, ["explain", str(scenario), str(plan_file)])
+    assert shown.exit_code == 0, shown.output
+    assert "verified" in shown.output
+    rows = json.loads(runner.invoke(app, ["explain", str(scenario), str(plan_file), "--json"]).output)
+    assert rows and any(f["verified"] for r in rows for f in r["fixes"])
+    assert all(
+        r["fixes"] == sorted(r["fixes"], key=lambda f: (not f["verified"], f["cost_delta"])) for r in rows
+    )
+    bad = runner.invoke(app, ["explain", str(scenario), str(plan_file), "--job", "NOPE"])
+    assert bad.exit_code == 2 and "--job" in bad.output
+    plan = json.loads(plan_file.read_text())
+    route = plan["routes"][0]
+    route["visits"].append(dict(route["visits"][0]))  # the same job twice: the validator refuses
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps(plan))
+    assert runner.invoke(app, ["explain", str(scenario), str(broken)]).exit_code == 1
+    assert runner.invoke(app, ["explain", str(tmp_path / "missing.json"), str(plan_file)]).exit_code == 2
