@@ -109,18 +109,23 @@ def solve_cmd(
         raise typer.Exit(3)
 
 
+def _checked(scenario_file: Path, plan_file: Path) -> tuple[Scenario, Plan, list[object]]:
+    """Both files read (a bad one ends with exit 2) and the validator's verdict on the plan."""
+    try:
+        scenario = load(scenario_file, Scenario)
+        plan = load(plan_file, Plan)
+    except BadInput as exc:
+        fail(str(exc))
+    return scenario, plan, list(validate_plan(scenario, plan))
+
+
 @app.command("validate")
 def validate_cmd(
     scenario_file: Annotated[Path, typer.Argument(metavar="SCENARIO.json")],
     plan_file: Annotated[Path, typer.Argument(metavar="PLAN.json")],
 ) -> None:
     """Check a plan against its scenario with the independent validator (exit 1 on violations)."""
-    try:
-        scenario = load(scenario_file, Scenario)
-        plan = load(plan_file, Plan)
-    except BadInput as exc:
-        fail(str(exc))
-    violations = validate_plan(scenario, plan)
+    _, plan, violations = _checked(scenario_file, plan_file)
     for v in violations:
         out.print(f"[red]violation[/] {v}", highlight=False)
     if violations:
@@ -143,12 +148,7 @@ def explain_cmd(
     re-planning the routes they touch (exit 1 if the plan fails the validator, 2 for a bad file)."""
     from optimizer.fixes import explain_plan
 
-    try:
-        scenario = load(scenario_file, Scenario)
-        plan = load(plan_file, Plan)
-    except BadInput as exc:
-        fail(str(exc))
-    violations = validate_plan(scenario, plan)
+    scenario, plan, violations = _checked(scenario_file, plan_file)
     if violations:
         for v in violations[:20]:
             err.print(f"[red]violation[/] {v}", highlight=False)

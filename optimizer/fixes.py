@@ -531,9 +531,7 @@ class Explainer:
                 continue
             if not any(lo <= veh.latest_end and hi >= veh.shift_start for lo, hi in dom):
                 continue
-            tech = self.techs[veh.technician_id]
-            km = _km(tech.home.lat, tech.home.lon, job.location.lat, job.location.lon)
-            ranked.append((km, veh.date, veh))
+            ranked.append((self._home_km(veh.technician_id, job), veh.date, veh))
         ranked.sort(key=lambda x: (x[0], x[1]))
         out = []
         for km, _, veh in ranked[:PER_KIND]:
@@ -601,9 +599,7 @@ class Explainer:
                         continue
                     need_m = int(np.ceil(need / 15.0)) * 15
                     if need_m <= MOST_MINUTES:
-                        tech = self.techs[veh.technician_id]
-                        km = _km(tech.home.lat, tech.home.lon, job.location.lat, job.location.lon)
-                        ranked.append((need_m + 2 * km, need_m, veh))
+                        ranked.append((need_m + 2 * self._home_km(veh.technician_id, job), need_m, veh))
                     break
         ranked.sort(key=lambda x: x[0])
         out = []
@@ -623,6 +619,10 @@ class Explainer:
                 )
             )
         return out
+
+    def _home_km(self, technician_id: str, job: Job) -> float:
+        home = self.techs[technician_id].home
+        return _km(home.lat, home.lon, job.location.lat, job.location.lon)
 
     def _cand(
         self,
