@@ -27,7 +27,9 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # As many pooled connections as request threads: overflow connections are opened and closed
+    # per burst, and a new PostgreSQL connection (a forked backend) costs milliseconds each.
+    return create_engine(url, pool_pre_ping=True, pool_size=30, max_overflow=5)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

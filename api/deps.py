@@ -71,3 +71,4 @@ def current_technician(principal: Annotated[Principal, Depends(require(Role.TECH
 
 
 CurrentTechnician = Annotated[str, Depends(current_technician)]
+TechnicianKey = Annotated[Principal, Depends(require(Role.TECHNICIAN))]

@@ -170,7 +170,7 @@ class RoutePublic(BaseModel):
     date: date
     plan_version: int
     published: bool
-    revision: int = Field(0, description="raised by every visit status change of the day")
+    revision: int = Field(0, description="raised by every status change of one of this technician's visits")
     start: datetime | None
     end: datetime | None
     distance_km: float

@@ -31,6 +31,7 @@ class Principal:
     key_id: int
     role: Role
     technician_id: str | None
+    route_revision: int = 0  # the technician's, read with the key: a route's ETag needs no other lookup
 
 
 def hash_key(key: str) -> str:
@@ -73,16 +74,24 @@ def authenticate(session: Session, key: str) -> Principal | None:
     """One indexed lookup: the key by its hash, with its technician's `active` flag (a deactivated
     technician's keys stop working at once, and work again when the technician is reactivated)."""
     found = session.execute(
-        select(ApiKeyRow.id, ApiKeyRow.role, ApiKeyRow.technician_id, TechnicianRow.active)
+        select(
+            ApiKeyRow.id,
+            ApiKeyRow.role,
+            ApiKeyRow.technician_id,
+            TechnicianRow.active,
+            TechnicianRow.route_revision,
+        )
         .outerjoin(TechnicianRow, TechnicianRow.id == ApiKeyRow.technician_id)
         .where(ApiKeyRow.key_hash == hash_key(key), ApiKeyRow.revoked_at.is_(None))
     ).first()
     if found is None:
         return None
-    key_id, role, technician_id, active = found
+    key_id, role, technician_id, active, route_revision = found
     if technician_id is not None and active is False:
         return None
-    return Principal(key_id=key_id, role=Role(role), technician_id=technician_id)
+    return Principal(
+        key_id=key_id, role=Role(role), technician_id=technician_id, route_revision=route_revision or 0
+    )
 
 
 def revoke(session: Session, key_id: int) -> bool:

@@ -292,13 +292,18 @@ def store_plan(
     return version
 
 
-def touch_day(session: Session, day: date | None) -> None:
-    """Something technicians see on `day` changed (a visit's status): a new ETag for its routes."""
+def touch_day(session: Session, day: date | None, technician_id: str | None = None) -> None:
+    """Something technicians see on `day` changed (a visit's status): the day's revision and the
+    technician's route revision rise, so only that technician's route gets a new ETag."""
     if day is None:
         return
     pointer = session.get(CurrentPlanRow, day)
     if pointer is not None:
         pointer.revision = (pointer.revision or 0) + 1
+    if technician_id is not None:
+        tech = session.get(TechnicianRow, technician_id)
+        if tech is not None:
+            tech.route_revision = (tech.route_revision or 0) + 1
 
 
 def notify(
@@ -339,6 +344,9 @@ def publish(
         for r in session.scalars(select(RequestRow).where(RequestRow.id.in_(list(starts))))
         if r.status == JobStatus.DISPATCHED
     )
+    from api.routebody import render_day  # the API's view of a route; it reads this module
+
+    render_day(session, day, tz)
     return pointer, dispatched
 
 

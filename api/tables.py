@@ -65,6 +65,12 @@ class TechnicianRow(Base):
     name: Mapped[str] = mapped_column(String(200))
     spec: Mapped[dict[str, Any]] = mapped_column(comment="models.Technician without its shifts")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    route_revision: Mapped[int] = mapped_column(
+        Integer,
+        default=0,
+        server_default="0",
+        comment="raised when a visit of this technician changes status",
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     shifts: Mapped[list[ShiftRow]] = relationship(
@@ -172,6 +178,19 @@ class VisitRow(Base):
     start: Mapped[datetime] = mapped_column()
     end: Mapped[datetime] = mapped_column()
     route: Mapped[RouteRow] = relationship(back_populates="visits")
+
+
+class RouteBodyRow(Base):
+    """A technician's published route as the API answers it, rendered once at publication so a
+    worker's first pull is one lookup, not a build (500 technicians pull within seconds of it)."""
+
+    __tablename__ = "route_bodies"
+
+    plan_version_id: Mapped[int] = mapped_column(ForeignKey("plan_versions.id"), primary_key=True)
+    date: Mapped[date] = mapped_column(Date, primary_key=True)
+    technician_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    revision: Mapped[int] = mapped_column(Integer)
+    body: Mapped[str] = mapped_column(Text)
 
 
 class CurrentPlanRow(Base):

@@ -258,8 +258,18 @@ async def technicians_pull(
             published.append(version)
             window.append(time.perf_counter())
 
+        lags: list[tuple[float, float]] = []
+
+        async def lag_probe() -> None:
+            # The generator shares the machine: how late its own event loop wakes up is part of
+            # every latency it measures, so it is reported beside them.
+            while running():
+                t0 = time.perf_counter()
+                await asyncio.sleep(0.02)
+                lags.append((t0, time.perf_counter() - t0 - 0.02))
+
         early: list[tuple[str, int, list[str]]] = []
-        await asyncio.gather(publisher(), *(user(t, k) for t, k in keys.items()))
+        await asyncio.gather(publisher(), lag_probe(), *(user(t, k) for t, k in keys.items()))
         for tid, v, got in early:
             if got != expected.get((tid, v)):
                 mixed.append(f"{tid} v{v}")
@@ -274,7 +284,21 @@ async def technicians_pull(
         for x, t in zip(latencies, stamps, strict=True)
         if not (window and window[0] - 1 <= t <= window[-1] + 1)
     )
+    buckets: dict[int, list[float]] = {}
+    for x, t in zip(latencies, stamps, strict=True):
+        buckets.setdefault(int((t - began) // 5), []).append(x)
+    by_5s = {
+        f"{5 * k}-{5 * k + 5}s": round(1000 * sorted(v)[int(0.99 * len(v))], 1)
+        for k, v in sorted(buckets.items())
+    }
+    lag_by_5s: dict[str, float] = {}
+    for k in sorted(buckets):
+        mine = sorted(x for t, x in lags if int((t - began) // 5) == k)
+        if mine:
+            lag_by_5s[f"{5 * k}-{5 * k + 5}s"] = round(1000 * mine[int(0.99 * len(mine))], 1)
     return {
+        "p99_ms_by_5s": by_5s,
+        "generator_loop_lag_p99_ms_by_5s": lag_by_5s,
         "p99_ms_outside_publish": round(1000 * quiet[int(0.99 * len(quiet))], 1) if quiet else None,
         "publish_seconds": round(window[-1] - window[0], 2) if len(window) == 2 else None,
         "requests": len(lat),

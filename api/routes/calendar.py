@@ -21,7 +21,7 @@ from api.context import Service
 from api.deps import CurrentTechnician, DayQuery, Dispatcher, ServiceDep, SessionDep
 from api.errors import NotFound
 from api.exports import to_ics
-from api.routes.me import my_route
+from api.routebody import my_route
 from api.schemas import PROTECTED, RoutePublic
 from api.security import hash_key
 from api.tables import CurrentPlanRow, FeedTokenRow, RouteRow, TechnicianRow, VisitRow
@@ -146,7 +146,7 @@ def published_days(session: Session, service: Service, technician_id: str, days:
             )
         )
         if has_route is not None:
-            out.append(my_route(session, service, technician_id, pointer.date))
+            out.append(my_route(session, service.tz, technician_id, pointer.date))
     return out
 
 
@@ -159,7 +159,7 @@ def get_my_route_ics(
     session: SessionDep, service: ServiceDep, me: CurrentTechnician, day: DayQuery = None
 ) -> Response:
     """My published route of one day (default today) as iCalendar."""
-    route = my_route(session, service, me, day or service.today())
+    route = my_route(session, service.tz, me, day or service.today())
     body = to_ics([route], sequences=sequences(session, [route]), now=service.now(), name=f"fieldplan {me}")
     return Response(body, media_type="text/calendar; charset=utf-8")
 

@@ -6,92 +6,21 @@ a job that does not exist, so ids cannot be probed.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-from datetime import date
-
 from fastapi import APIRouter, Request, Response
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from api import audit, lifecycle, store
-from api.context import Service
-from api.deps import CurrentTechnician, DayQuery, ServiceDep, SessionDep
+from api.deps import CurrentTechnician, DayQuery, ServiceDep, SessionDep, TechnicianKey
 from api.errors import Conflict, NotFound
-from api.exports import FeatureCollection, maps_url, to_geojson
+from api.exports import FeatureCollection, to_geojson
+from api.routebody import my_route, published_pointer, route_body
 from api.routes.requests import public
-from api.schemas import PROTECTED, RoutePublic, ServiceRequestPublic, Stop, VisitStatusUpdate
+from api.schemas import PROTECTED, RoutePublic, ServiceRequestPublic, VisitStatusUpdate
 from api.tables import CurrentPlanRow, RequestRow, TechnicianRow
 from models import VISIT_TO_JOB, Job, JobStatus, VisitStatus
 from optimizer.replan import raised_priority
 
 router = APIRouter(tags=["technician"], responses=PROTECTED)
-
-
-def published_pointer(session: Session, day: date) -> CurrentPlanRow:
-    pointer = session.get(CurrentPlanRow, day)
-    if pointer is None or pointer.published_version_id is None:
-        raise NotFound(f"no published route for {day} yet")
-    return pointer
-
-
-def my_route(session: Session, service: Service, me: str, day: date) -> RoutePublic:
-    """My route of the day as last published: what my dispatcher promised the customers."""
-    pointer = published_pointer(session, day)
-    version_id = pointer.published_version_id
-    assert version_id is not None
-    rows = store.routes_of(session, version_id=version_id, day=day, technician_id=me)
-    route = store.route_model(rows[0], service.tz) if rows else None
-    stops: list[Stop] = []
-    if route is not None:
-        ids = [v.job_id for v in route.visits]
-        requests = {
-            r.id: r
-            for r in session.scalars(
-                select(RequestRow).where(RequestRow.id.in_(ids), RequestRow.technician_id == me)
-            )
-        }
-        for seq, visit in enumerate(route.visits):
-            req = requests.get(visit.job_id)
-            if req is None:
-                continue  # moved to someone else since: not mine to see
-            job = Job.model_validate(req.spec)
-            stops.append(
-                Stop(
-                    seq=seq,
-                    job_id=job.id,
-                    kind=job.kind,
-                    status=JobStatus(req.status),
-                    arrival=visit.arrival,
-                    start=visit.start,
-                    end=visit.end,
-                    location=job.location,
-                    address=req.address,
-                    skills=dict(job.skills),
-                    customer_id=job.customer_id,
-                    notes=job.notes,
-                    maps_url=maps_url(job.location),
-                )
-            )
-    return RoutePublic(
-        technician_id=me,
-        date=day,
-        plan_version=version_id,
-        published=True,
-        revision=pointer.revision,
-        start=route.start if route else None,
-        end=route.end if route else None,
-        distance_km=route.distance_km if route else 0.0,
-        break_={"start": route.break_.start, "end": route.break_.end} if route and route.break_ else None,
-        stops=stops,
-    )
-
-
-# A technician's route changes only with a new published version or a visit status change (both
-# raise the day's revision): built once per (technician, day, version, revision), then served from here.
-_BUILT: OrderedDict[tuple[str, date, int, int], bytes] = OrderedDict()
-_BUILT_LIMIT = 4096
-_built_guard = threading.Lock()
 
 
 @router.get(
@@ -100,29 +29,24 @@ _built_guard = threading.Lock()
     responses={304: {"description": "unchanged since the ETag given in If-None-Match"}},
 )
 def get_my_route(
-    request: Request, session: SessionDep, service: ServiceDep, me: CurrentTechnician, day: DayQuery = None
+    request: Request, session: SessionDep, service: ServiceDep, key: TechnicianKey, day: DayQuery = None
 ) -> Response:
     """My stops of the day in order, with times, place, kind, skills, notes and a maps link.
 
-    Answers with an `ETag`; a pull with `If-None-Match` and nothing new gets 304.
+    Answers with an `ETag` (the version technicians see and my route's revision); a pull with
+    `If-None-Match` and nothing new gets 304. Two lookups: my key (with my revision), the day.
     """
+    me = key.technician_id
+    assert me is not None
     day = day or service.today()
     pointer = published_pointer(session, day)
     version = pointer.published_version_id
     assert version is not None
-    key = (me, day, version, pointer.revision)
-    etag = f'"{me}.{day.isoformat()}.{version}.{pointer.revision}"'
+    etag = f'"{me}.{day.isoformat()}.{version}.{key.route_revision}"'
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
     if etag in (request.headers.get("if-none-match") or "").replace("W/", "").split(", "):
         return Response(status_code=304, headers=headers)
-    with _built_guard:
-        body = _BUILT.get(key)
-    if body is None:
-        body = my_route(session, service, me, day).model_dump_json(by_alias=True).encode()
-        with _built_guard:
-            _BUILT[key] = body
-            while len(_BUILT) > _BUILT_LIMIT:
-                _BUILT.popitem(last=False)
+    body = route_body(session, service.tz, me, day, version, key.route_revision)
     return Response(body, media_type="application/json", headers=headers)
 
 
@@ -134,7 +58,7 @@ def get_my_route(
 def get_my_route_geojson(
     session: SessionDep, service: ServiceDep, me: CurrentTechnician, day: DayQuery = None
 ) -> Response:
-    route = my_route(session, service, me, day or service.today())
+    route = my_route(session, service.tz, me, day or service.today())
     tech = session.get(TechnicianRow, me)
     assert tech is not None
     model = store.technician_model(tech)
@@ -170,7 +94,7 @@ def set_visit_status(
             req.failures += 1
             req.spec = raised_priority(Job.model_validate(req.spec)).model_dump(mode="json")
             req.promise_start = req.promise_end = None  # the customer is re-booked
-        store.touch_day(session, req.planned_date)
+        store.touch_day(session, req.planned_date, me)
         audit.record(
             session,
             now=service.now(),

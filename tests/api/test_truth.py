@@ -354,6 +354,49 @@ def test_a_route_pull_answers_304_until_something_changes(client: TestClient, lo
     assert next(s for s in again.json()["stops"] if s["job_id"] == job)["status"] == "in_progress"
 
 
+def test_a_route_changes_its_etag_only_for_its_own_technician(
+    client: TestClient, loaded: Keys, service: Service
+) -> None:
+    """Another technician's report leaves my ETag as it is; the body rendered at publication is the
+    body built on demand."""
+    from api.routebody import my_route
+    from api.tables import RouteBodyRow
+
+    h = bearer(loaded.dispatcher)
+    plan_day(client, loaded)
+    publish(client, loaded)
+    routes = client.get("/v1/plans/current", params={"date": DAY}, headers=h).json()["routes"]
+    assert len(routes) == 2, "both technicians have visits"
+    mine, theirs = (bearer(loaded.technician(r["technician_id"])) for r in routes)
+    first = client.get("/v1/me/route", params={"date": DAY}, headers=mine)
+    with service.sessions() as session:
+        stored = session.get(
+            RouteBodyRow,
+            (first.json()["plan_version"], datetime.fromisoformat(DAY).date(), routes[0]["technician_id"]),
+        )
+        assert stored is not None
+        built = my_route(session, service.tz, routes[0]["technician_id"], datetime.fromisoformat(DAY).date())
+        assert stored.body == built.model_dump_json(by_alias=True) == first.text
+    other_job = routes[1]["visits"][0]["job_id"]
+    assert (
+        client.post(f"/v1/visits/{other_job}/status", json={"status": "en_route"}, headers=theirs).status_code
+        == 200
+    )
+    same = client.get(
+        "/v1/me/route", params={"date": DAY}, headers={**mine, "If-None-Match": first.headers["etag"]}
+    )
+    assert same.status_code == 304
+    own_job = routes[0]["visits"][0]["job_id"]
+    assert (
+        client.post(f"/v1/visits/{own_job}/status", json={"status": "en_route"}, headers=mine).status_code
+        == 200
+    )
+    changed = client.get(
+        "/v1/me/route", params={"date": DAY}, headers={**mine, "If-None-Match": first.headers["etag"]}
+    )
+    assert changed.status_code == 200 and changed.json()["revision"] == first.json()["revision"] + 1
+
+
 def test_docs_work_without_a_network(client: TestClient) -> None:
     page = client.get("/docs").text
     assert "cdn" not in page.lower() and "static-offline-docs/swagger-ui-bundle.js" in page
