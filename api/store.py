@@ -280,7 +280,7 @@ def store_plan(
         if day in pointers:
             pointers[day].plan_version_id = version.id
         else:
-            session.add(CurrentPlanRow(date=day, plan_version_id=version.id, revision=0))
+            session.add(CurrentPlanRow(date=day, plan_version_id=version.id))
     session.flush()
     fault_point("after_pointers")
     for u in plan.unassigned:
@@ -300,18 +300,12 @@ def store_plan(
     return version
 
 
-def touch_day(session: Session, day: date | None, technician_id: str | None = None) -> None:
-    """Something technicians see on `day` changed (a visit's status): the day's revision and the
-    technician's route revision rise, so only that technician's route gets a new ETag."""
-    if day is None:
-        return
-    pointer = session.get(CurrentPlanRow, day)
-    if pointer is not None:
-        pointer.revision = (pointer.revision or 0) + 1
-    if technician_id is not None:
-        tech = session.get(TechnicianRow, technician_id)
-        if tech is not None:
-            tech.route_revision = (tech.route_revision or 0) + 1
+def touch_route(session: Session, technician_id: str | None) -> None:
+    """A visit on this technician's route changed status: their route revision rises, so their
+    route (and only theirs) gets a new ETag. A new published version changes every ETag by itself."""
+    tech = session.get(TechnicianRow, technician_id) if technician_id is not None else None
+    if tech is not None:
+        tech.route_revision = (tech.route_revision or 0) + 1
 
 
 def notify(
@@ -333,7 +327,6 @@ def publish(
     pointer.published_version_id = pointer.plan_version_id
     if changed or pointer.published_at is None:
         pointer.published_at = now
-        pointer.revision = (pointer.revision or 0) + 1
     visits = list(
         session.execute(
             select(VisitRow.job_id, VisitRow.start)

@@ -198,8 +198,8 @@ class CurrentPlanRow(Base):
 
     Before a day is first published, `plan_version_id` is its plan and nobody's route; once it is,
     technicians see `published_version_id`, and a newer `plan_version_id` is a proposal the
-    dispatcher reviews and publishes. `revision` counts every change technicians can see (a
-    publish, a visit's status): with the version it names a route's ETag.
+    dispatcher reviews and publishes (a route's ETag: the published version and the technician's
+    `route_revision`).
     """
 
     __tablename__ = "current_plans"
@@ -208,7 +208,6 @@ class CurrentPlanRow(Base):
     plan_version_id: Mapped[int] = mapped_column(ForeignKey("plan_versions.id"))
     published_version_id: Mapped[int | None] = mapped_column(ForeignKey("plan_versions.id"))
     published_at: Mapped[datetime | None] = mapped_column()
-    revision: Mapped[int] = mapped_column(Integer, default=0)
 
     @property
     def shown_version_id(self) -> int:

@@ -135,23 +135,32 @@ def prepare(
                 session.add(RequestRow(id=job.id, status="open", spec=job.model_dump(mode="json")))
             _, keys[tid] = create_key(session, role=Role.TECHNICIAN, technician_id=tid)
     expected: dict[tuple[str, int], list[str]] = {}
-    plan = _plan(techs, jobs_per_tech, 1)
-    with service.sessions.begin() as session:
+    version, routes = _publish_version(service, techs, jobs_per_tech, 1)
+    for tid, jobs in routes.items():
+        expected[(tid, version)] = jobs
+    return service, keys, expected
+
+
+def _publish_version(
+    service: object, techs: list[str], jobs_per_tech: int, number: int
+) -> tuple[int, dict[str, list[str]]]:
+    """Write plan version `number` and publish it through the store, as a re-plan does."""
+    from api import store
+
+    plan = _plan(techs, jobs_per_tech, number)
+    with service.sessions.begin() as session:  # type: ignore[attr-defined]
         now = datetime.now(TZ)
-        v = store.store_plan(
+        version = store.store_plan(
             session,
             plan=plan,  # type: ignore[arg-type]
             days=[DAY],
-            trigger="load-v1",
+            trigger=f"load-v{number}",
             run_id=None,
             today=now.date(),
             now=now,
             publish_days=[DAY],
-        )
-        version = v.id
-    for r in plan.routes:  # type: ignore[attr-defined]
-        expected[(r.technician_id, version)] = [x.job_id for x in r.visits]
-    return service, keys, expected
+        ).id
+    return int(version), {r.technician_id: [x.job_id for x in r.visits] for r in plan.routes}  # type: ignore[attr-defined]
 
 
 def publish_v2(url: str, techs: list[str], jobs_per_tech: int) -> tuple[int, dict[str, list[str]]]:
@@ -160,27 +169,14 @@ def publish_v2(url: str, techs: list[str], jobs_per_tech: int) -> tuple[int, dic
     In the load generator's process the write would hold its GIL and stall the clients, which would
     then report the stall as server latency.
     """
-    from api import store
     from api.context import Service
     from api.settings import Settings
 
     service = Service.open(Settings(database_url=url, timezone="Europe/Paris"))
-    plan = _plan(techs, jobs_per_tech, 2)
-    with service.sessions.begin() as session:
-        now = datetime.now(TZ)
-        v = store.store_plan(
-            session,
-            plan=plan,  # type: ignore[arg-type]
-            days=[DAY],
-            trigger="load-v2",
-            run_id=None,
-            today=now.date(),
-            now=now,
-            publish_days=[DAY],
-        )
-        version = int(v.id)
-    service.close()
-    return version, {r.technician_id: [x.job_id for x in r.visits] for r in plan.routes}  # type: ignore[attr-defined]
+    try:
+        return _publish_version(service, techs, jobs_per_tech, 2)
+    finally:
+        service.close()
 
 
 def _warm_writer() -> None:

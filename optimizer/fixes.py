@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
 import numpy as np
 
@@ -38,10 +39,10 @@ from optimizer import kernel
 from optimizer.costs import cost_model
 from optimizer.kernel import INF, LATEST_END, SHIFT_END, Routes, Timing
 from optimizer.options import SolveOptions
-from optimizer.problem import build_problem, start_domain
+from optimizer.problem import Vehicle, build_problem, start_domain
 from optimizer.search import Engine
 from optimizer.solve import previous_routes, solve
-from optimizer.travel import TravelProvider
+from optimizer.travel import TravelProvider, haversine_km
 from optimizer.validate import validate_plan
 
 #: Largest shift extension, overtime or window widening proposed, in minutes.
@@ -110,9 +111,9 @@ class Explainer:
         self.node = {job.id: n for n, job in enumerate(p.jobs)}
         self.jobs = {j.id: j for j in self.scenario.jobs}
         self.techs = {t.id: t for t in self.scenario.technicians}
-        self.vehicle = {(v.technician_id, v.date): v.index for v in p.vehicles}
         self.per_tick = p.tick_seconds / 60.0
         self._before: dict[tuple[tuple[str, date], ...], float] = {}
+        self._qualified_memo: dict[str, list[int]] = {}
 
     # --- the questions, per job ------------------------------------------------------------------
 
@@ -193,6 +194,13 @@ class Explainer:
         return sorted(best.values())
 
     def _qualified_vehicles(self, job: Job) -> list[int]:
+        """Technician-days with the skills, not excluded, the pin respected (asked by several
+        kinds of candidate for the same job: computed once per job)."""
+        if job.id not in self._qualified_memo:
+            self._qualified_memo[job.id] = self._qualified_for(job)
+        return self._qualified_memo[job.id]
+
+    def _qualified_for(self, job: Job) -> list[int]:
         out = []
         for v in self.problem.vehicles:
             tech = self.techs[v.technician_id]
@@ -200,7 +208,7 @@ class Explainer:
                 continue
             if job.pinned is not None and (job.pinned.technician_id, job.pinned.date) != (tech.id, v.date):
                 continue
-            if all(tech.skills.get(s, 0) >= lv for s, lv in job.skills.items()):
+            if _qualified(tech, job):
                 out.append(v.index)
         return out
 
@@ -225,7 +233,7 @@ class Explainer:
         tm = p.timing
         relaxed = tm._replace(veh=tm.veh.copy())
         rt = self.engine.rt
-        scratch = Routes(rt.nodes.copy(), rt.size.copy(), rt.cache.copy(), rt.vend.copy())
+        scratch = _scratch(rt)
         out: list[Candidate] = []
         options = []
         for v in p.allowed[j].tolist():
@@ -258,18 +266,8 @@ class Explainer:
                         technician=_more_overtime(need),
                     )
                 )
-            out.append(
-                self._cand(
-                    "longer_shift",
-                    j,
-                    v,
-                    added + need * w.travel_per_minute,
-                    f"extend {veh.technician_id}'s shift on {veh.date} by {need} minutes",
-                    minutes=need,
-                    technician=_longer_shift(veh.date, need),
-                    extra_cost=need * w.travel_per_minute,
-                )
-            )
+            paid = need * w.travel_per_minute
+            out.append(_longer(p.jobs[j].id, veh, need, added + paid, paid))
         return out
 
     def _displace(self, j: int) -> list[Candidate]:
@@ -344,12 +342,7 @@ class Explainer:
 
     def _scarce(self, job: Job) -> bool:
         """Few technicians hold the skills: training one more is a fix worth showing."""
-        holders = [
-            t
-            for t in self.scenario.technicians
-            if all(t.skills.get(s, 0) >= lv for s, lv in job.skills.items())
-        ]
-        return len(holders) <= 2
+        return sum(1 for t in self.scenario.technicians if _qualified(t, job)) <= 2
 
     def _with_domain(self, j: int, dom: list[tuple[int, int]]) -> Timing:
         tm = self.problem.timing
@@ -477,7 +470,7 @@ class Explainer:
         for tech in self.scenario.technicians:
             if tech.id in job.excluded_technicians:
                 continue
-            if not all(tech.skills.get(s, 0) >= lv for s, lv in job.skills.items()):
+            if not _qualified(tech, job):
                 continue
             if job.pinned is not None and job.pinned.technician_id != tech.id:
                 continue
@@ -533,22 +526,18 @@ class Explainer:
                 continue
             ranked.append((self._home_km(veh.technician_id, job), veh.date, veh))
         ranked.sort(key=lambda x: (x[0], x[1]))
-        out = []
-        for km, _, veh in ranked[:PER_KIND]:
-            out.append(
-                Candidate(
-                    kind="lunch",
-                    job_id=job.id,
-                    detail=f"let {veh.technician_id} take the lunch break before or after the visit on "
-                    f"{veh.date} (any time in the shift), home {km:.0f} km away",
-                    estimate=round(30 + 2 * km, 1),
-                    days=((veh.technician_id, veh.date),),
-                    technician_id=veh.technician_id,
-                    date=veh.date,
-                    technician=_any_time_lunch(veh.date),
-                )
+        return [
+            _on_day(
+                "lunch",
+                job.id,
+                veh,
+                30 + 2 * km,
+                f"let {veh.technician_id} take the lunch break before or after the visit on "
+                f"{veh.date} (any time in the shift), home {km:.0f} km away",
+                technician=_any_time_lunch(veh.date),
             )
-        return out
+            for km, _, veh in ranked[:PER_KIND]
+        ]
 
     def _longer_for_long_job(self, job: Job) -> list[Candidate]:
         """A job longer than every shift: the longest qualified shift, extended."""
@@ -564,20 +553,7 @@ class Explainer:
         need = int(np.ceil((job.duration_minutes + 60 - length) / 15.0)) * 15
         if need > MOST_MINUTES:
             return []
-        return [
-            Candidate(
-                kind="longer_shift",
-                job_id=job.id,
-                detail=f"extend {veh.technician_id}'s shift on {veh.date} by {need} minutes",
-                estimate=float(need),
-                days=((veh.technician_id, veh.date),),
-                technician_id=veh.technician_id,
-                date=veh.date,
-                minutes=need,
-                technician=_longer_shift(veh.date, need),
-                extra_cost=float(need),
-            )
-        ]
+        return [_longer(job.id, veh, need, float(need), float(need))]
 
     def _longer_for_window(self, job: Job) -> list[Candidate]:
         """A window outside every qualified shift: the nearest shifts stretched to reach it."""
@@ -602,57 +578,15 @@ class Explainer:
                         ranked.append((need_m + 2 * self._home_km(veh.technician_id, job), need_m, veh))
                     break
         ranked.sort(key=lambda x: x[0])
-        out = []
-        for est, need, veh in ranked[:PER_KIND]:
-            out.append(
-                Candidate(
-                    kind="longer_shift",
-                    job_id=job.id,
-                    detail=f"extend {veh.technician_id}'s shift on {veh.date} by {need} minutes",
-                    estimate=round(est, 1),
-                    days=((veh.technician_id, veh.date),),
-                    technician_id=veh.technician_id,
-                    date=veh.date,
-                    minutes=need,
-                    technician=_longer_shift(veh.date, need),
-                    extra_cost=float(need),
-                )
-            )
-        return out
+        return [_longer(job.id, veh, need, est, float(need)) for est, need, veh in ranked[:PER_KIND]]
 
     def _home_km(self, technician_id: str, job: Job) -> float:
         home = self.techs[technician_id].home
         return _km(home.lat, home.lon, job.location.lat, job.location.lon)
 
-    def _cand(
-        self,
-        kind: str,
-        j: int,
-        v: int,
-        estimate: float,
-        detail: str,
-        *,
-        minutes: int | None = None,
-        displaced: tuple[str, ...] = (),
-        job: Job | None = None,
-        technician: Callable[[Technician], Technician] | None = None,
-        extra_cost: float = 0.0,
-    ) -> Candidate:
-        veh = self.problem.vehicles[v]
-        return Candidate(
-            kind=kind,
-            job_id=self.problem.jobs[j].id,
-            detail=detail,
-            estimate=round(estimate, 1),
-            days=((veh.technician_id, veh.date),),
-            technician_id=veh.technician_id,
-            date=veh.date,
-            minutes=minutes,
-            displaced=displaced,
-            job=job,
-            technician=technician,
-            extra_cost=extra_cost,
-        )
+    def _cand(self, kind: str, j: int, v: int, estimate: float, detail: str, **more: Any) -> Candidate:
+        """A candidate on technician-day v for job node j."""
+        return _on_day(kind, self.problem.jobs[j].id, self.problem.vehicles[v], estimate, detail, **more)
 
     # --- verification ----------------------------------------------------------------------------
 
@@ -677,15 +611,7 @@ class Explainer:
         if changed:
             jobs.append(cand.job or self.jobs[cand.job_id])
         jobs = [_only(job, present) for job in jobs]
-        data = self.scenario.model_dump(mode="json", exclude={"technicians", "jobs"})
-        sub = Scenario.model_validate(
-            {
-                **data,
-                "name": f"fix-{cand.job_id}",
-                "technicians": [t.model_dump(mode="json") for t in techs],
-                "jobs": [j.model_dump(mode="json") for j in jobs],
-            }
-        )
+        sub = _scenario_with(self.scenario, techs, jobs, name=f"fix-{cand.job_id}")
         previous = self.plan.model_copy(
             update={
                 "routes": [
@@ -760,13 +686,7 @@ class Explainer:
             update={"pinned": Pinned(technician_id=where[0], date=where[1])}
         )
         jobs = [target if j.id == cand.job_id else j for j in self.scenario.jobs]
-        scenario = Scenario.model_validate(
-            {
-                **self.scenario.model_dump(mode="json", exclude={"technicians", "jobs"}),
-                "technicians": [t.model_dump(mode="json") for t in techs],
-                "jobs": [j.model_dump(mode="json") for j in jobs],
-            }
-        )
+        scenario = _scenario_with(self.scenario, techs, jobs)
         days = set(cand.days)
         routes = [r for r in self.plan.routes if (r.technician_id, r.date) not in days] + list(cand.routes)
         planned = {v.job_id for r in routes for v in r.visits}
@@ -788,15 +708,11 @@ class Explainer:
         if j is None:
             return []
         rt = self.engine.rt
-        scratch = Routes(rt.nodes.copy(), rt.size.copy(), rt.cache.copy(), rt.vend.copy())
-        where = None
-        for v in range(len(p.vehicles)):
-            for q in range(1, int(scratch.size[v]) + 1):
-                if scratch.nodes[v, q] == j:
-                    where = (v, q)
-        if where is None:
+        v0 = int(self.engine.st.route_of[j])
+        if v0 < 0:
             return []
-        v0, q0 = where
+        scratch = _scratch(rt)
+        q0 = 1 + int(np.flatnonzero(scratch.nodes[v0, 1 : scratch.size[v0] + 1] == j)[0])
         a, b = scratch.nodes[v0, q0 - 1], scratch.nodes[v0, q0 + 1]
         here = float(p.travel[a, j] + p.travel[j, b] - p.travel[a, b]) * self.per_tick
         kernel.remove(p.timing, scratch, v0, q0, 1)
@@ -906,6 +822,54 @@ def _skilled(needed: dict[str, int]) -> Callable[[Technician], Technician]:
     return apply
 
 
+def _qualified(tech: Technician, job: Job) -> bool:
+    return all(tech.skills.get(s, 0) >= lv for s, lv in job.skills.items())
+
+
+def _scratch(rt: Routes) -> Routes:
+    """A copy of the routes to try changes on, the search's own left as they are."""
+    return Routes(rt.nodes.copy(), rt.size.copy(), rt.cache.copy(), rt.vend.copy())
+
+
+def _on_day(kind: str, job_id: str, veh: Vehicle, estimate: float, detail: str, **more: Any) -> Candidate:
+    """A candidate that touches one technician-day."""
+    return Candidate(
+        kind=kind,
+        job_id=job_id,
+        detail=detail,
+        estimate=round(estimate, 1),
+        days=((veh.technician_id, veh.date),),
+        technician_id=veh.technician_id,
+        date=veh.date,
+        **more,
+    )
+
+
+def _longer(job_id: str, veh: Vehicle, minutes: int, estimate: float, paid: float) -> Candidate:
+    return _on_day(
+        "longer_shift",
+        job_id,
+        veh,
+        estimate,
+        f"extend {veh.technician_id}'s shift on {veh.date} by {minutes} minutes",
+        minutes=minutes,
+        technician=_longer_shift(veh.date, minutes),
+        extra_cost=paid,
+    )
+
+
+def _scenario_with(scenario: Scenario, techs: list[Technician], jobs: list[Job], **extra: Any) -> Scenario:
+    """`scenario` with other technicians and jobs, validated again (cross-references included)."""
+    return Scenario.model_validate(
+        {
+            **scenario.model_dump(mode="json", exclude={"technicians", "jobs"}),
+            **extra,
+            "technicians": [t.model_dump(mode="json") for t in techs],
+            "jobs": [j.model_dump(mode="json") for j in jobs],
+        }
+    )
+
+
 def _below(other: Job, job: Job) -> bool:
     """`other` ranks below `job` in the plan's strict order (promises first, then priority)."""
     if other.promised:
@@ -931,6 +895,4 @@ def _usual_hours(tech: Technician) -> tuple[time, time]:
 
 
 def _km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    from optimizer.travel import haversine_km
-
     return float(haversine_km(np.array([[lat1, lon1]]), np.array([[lat2, lon2]]))[0, 0])

@@ -94,7 +94,7 @@ def set_visit_status(
             req.failures += 1
             req.spec = raised_priority(Job.model_validate(req.spec)).model_dump(mode="json")
             req.promise_start = req.promise_end = None  # the customer is re-booked
-        store.touch_day(session, req.planned_date, me)
+        store.touch_route(session, me)
         audit.record(
             session,
             now=service.now(),

@@ -242,10 +242,10 @@ def cancel_request(
             raise NotFound(f"no request {request_id!r}")
         if not lifecycle.can_move(JobStatus(row.status), JobStatus.CANCELLED):
             raise Conflict(f"request {request_id!r} is {row.status}; it cannot be cancelled")
-        day, holder = row.planned_date, row.technician_id
+        holder = row.technician_id
         lifecycle.move(row, JobStatus.CANCELLED)
         row.promise_start = row.promise_end = None
-        store.touch_day(session, day, holder)
+        store.touch_route(session, holder)
         audit.record(
             session,
             now=service.now(),

@@ -18,7 +18,6 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("current_plans") as batch:
         batch.add_column(sa.Column("published_version_id", sa.Integer(), nullable=True))
-        batch.add_column(sa.Column("revision", sa.Integer(), nullable=False, server_default="0"))
         batch.create_foreign_key(
             "fk_current_plans_published", "plan_versions", ["published_version_id"], ["id"]
         )
@@ -79,5 +78,4 @@ def downgrade() -> None:
             batch.drop_column(column)
     with op.batch_alter_table("current_plans") as batch:
         batch.drop_constraint("fk_current_plans_published", type_="foreignkey")
-        batch.drop_column("revision")
         batch.drop_column("published_version_id")
