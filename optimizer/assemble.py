@@ -51,10 +51,10 @@ def raw_routes(timing: Timing, routes: Routes) -> list[RawRoute]:
     return out
 
 
-def assemble(problem: Problem, raw: list[RawRoute], previous: Plan | None) -> Plan:
-    p, scenario = problem, problem.scenario
+def assemble_routes(problem: Problem, raw: list[RawRoute]) -> list[Route]:
+    """The routes alone, in technician-day order (a booking re-times one route, nothing else)."""
+    p = problem
     routes: list[Route] = []
-    served: set[int] = set()
     for rr in raw:
         v = p.vehicles[rr.vehicle]
         lunch = v.lunch
@@ -75,7 +75,6 @@ def assemble(problem: Problem, raw: list[RawRoute], previous: Plan | None) -> Pl
             km += float(p.km[prev, node])
             travel_ticks += int(p.travel[prev, node])
             prev = node
-            served.add(node)
         km += float(p.km[prev, v.end_node])
         travel_ticks += int(p.travel[prev, v.end_node])
         routes.append(
@@ -92,6 +91,13 @@ def assemble(problem: Problem, raw: list[RawRoute], previous: Plan | None) -> Pl
             )
         )
     routes.sort(key=lambda r: (r.date, r.technician_id))
+    return routes
+
+
+def assemble(problem: Problem, raw: list[RawRoute], previous: Plan | None) -> Plan:
+    p, scenario = problem, problem.scenario
+    routes = assemble_routes(problem, raw)
+    served = {node for rr in raw for node in rr.nodes}
     unassigned = [
         Unassigned(job_id=scenario.jobs[ji].id, reason=reason, detail=detail)
         for ji, reason, detail in p.rejected

@@ -126,6 +126,15 @@ class Problem:
         return float(ticks) * self.tick_seconds / 60.0
 
 
+def travel_ticks(minutes: NDArray[np.float64], tick: float) -> NDArray[np.int64]:
+    """Minutes of driving -> whole ticks, rounded up so a plan is feasible in real time. In place
+    (the argument is spent): at 5,000 jobs a square matrix is 200 MB, and a temporary doubles it."""
+    minutes *= 60.0 / tick
+    minutes -= 1e-9
+    np.ceil(minutes, out=minutes)
+    return minutes.astype(np.int64)
+
+
 def _tick_of(scenario: Scenario, origin: datetime, tick: float, day: date, clock: time) -> int:
     moment = scenario.at(day, clock)
     return round((moment.astimezone(UTC) - origin.astimezone(UTC)).total_seconds() / tick)
@@ -176,11 +185,7 @@ def build_problem(
     all_points = np.vstack([job_points, np.array(loc_points, dtype=np.float64).reshape(-1, 2)])
     provider = travel or provider_for(scenario.travel)
     km_all, minutes_all = provider.matrices(all_points)
-    # In place: at 5,000 jobs each square matrix is 200 MB, and temporaries would double the peak.
-    minutes_all *= 60.0 / tick
-    minutes_all -= 1e-9
-    np.ceil(minutes_all, out=minutes_all)
-    travel_all = minutes_all.astype(np.int64)
+    travel_all = travel_ticks(minutes_all, tick)
     del minutes_all
     np.fill_diagonal(travel_all, 0)
     loc_offset = n_all

@@ -19,6 +19,8 @@ before it, promised or pinned visits included; days before it are not planned at
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Literal
 
@@ -116,7 +118,22 @@ def raised_priority(job: Job) -> Job:
     return job.model_copy(update={"priority": max(1, job.effective_priority - 1), "pinned": None})
 
 
-def replan(data: ReplanInput, *, progress: Progress | None = None) -> ReplanResult:
+@dataclass
+class Prepared:
+    """What a re-plan (or a slot search) plans: the scenario as of now, and where each job went."""
+
+    scenario: Scenario
+    last_plan: Plan | None
+    promised: list[str]
+    deferred: list[str]
+    left: list[str]
+    expired: list[Unassigned]
+
+
+def prepare(data: ReplanInput, extra: Sequence[Job] = ()) -> Prepared:
+    """The pool as the planner sees it now: promises, the clock, passed windows (shared by `replan`
+    and the appointment slots, so a slot is offered under exactly the rules the re-plans keep).
+    `extra` jobs (a slot query's new job, held slots) go through the same rules, after the pool."""
     scenario_days = set(data.horizon.dates())
     probe = Scenario(name=data.name, timezone=data.timezone, horizon=data.horizon, technicians=[], jobs=[])
     h0, h1 = probe.horizon_start, probe.horizon_end
@@ -131,7 +148,7 @@ def replan(data: ReplanInput, *, progress: Progress | None = None) -> ReplanResu
     deferred: list[str] = []
     left: list[str] = []
     expired: list[Unassigned] = []
-    for entry in data.pool:
+    for entry in [*data.pool, *(PoolJob(job=x) for x in extra)]:
         job, status = entry.job, entry.status
         if status.terminal:
             left.append(job.id)
@@ -213,6 +230,12 @@ def replan(data: ReplanInput, *, progress: Progress | None = None) -> ReplanResu
         technicians=[_within(t, scenario_days) for t in data.technicians],
         jobs=jobs,
     )
+    return Prepared(scenario, last_plan, promised, deferred, left, expired)
+
+
+def replan(data: ReplanInput, *, progress: Progress | None = None) -> ReplanResult:
+    prep = prepare(data)
+    scenario, last_plan, expired = prep.scenario, prep.last_plan, prep.expired
     warm = last_plan if data.mode == "stable" else None
     plan = solve(scenario, data.options, previous=warm, progress=progress)
     if data.mode == "scratch" and last_plan is not None:
@@ -229,9 +252,9 @@ def replan(data: ReplanInput, *, progress: Progress | None = None) -> ReplanResu
     return ReplanResult(
         plan=plan,
         scenario=scenario,
-        promised=promised,
-        deferred=deferred,
-        left=left,
+        promised=prep.promised,
+        deferred=prep.deferred,
+        left=prep.left,
         expired=[u.job_id for u in expired],
     )
 

@@ -24,6 +24,12 @@ class TravelProvider(Protocol):
         """`points` is an (n, 2) array of (lat, lon); returns (km, minutes), each (n, n)."""
         ...
 
+    def between(
+        self, points: NDArray[np.float64], others: NDArray[np.float64]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """From each of `points` to each of `others`: (km, minutes), each (n, m)."""
+        ...
+
 
 def haversine_km(
     points: NDArray[np.float64], others: NDArray[np.float64] | None = None
@@ -54,6 +60,13 @@ class GreatCircle:
         km *= self.road_factor
         return km, km * (60.0 / self.speed_kmh)
 
+    def between(
+        self, points: NDArray[np.float64], others: NDArray[np.float64]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """From each of `points` to each of `others`: one new location against a built matrix."""
+        km = haversine_km(points, others) * self.road_factor
+        return km, km * (60.0 / self.speed_kmh)
+
 
 @dataclass(frozen=True)
 class PlanarEuclidean:
@@ -66,6 +79,13 @@ class PlanarEuclidean:
         p = np.asarray(points, dtype=np.float64)
         diff = p[:, None, :] - p[None, :, :]
         km = np.sqrt((diff**2).sum(axis=2)) * self.km_per_unit
+        return km, km / self.speed_kmh * 60.0
+
+    def between(
+        self, points: NDArray[np.float64], others: NDArray[np.float64]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        a, b = np.asarray(points, dtype=np.float64), np.asarray(others, dtype=np.float64)
+        km = np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(axis=2)) * self.km_per_unit
         return km, km / self.speed_kmh * 60.0
 
 
