@@ -186,6 +186,57 @@ def explain_cmd(
     print_fixes(explained, out, job)
 
 
+@app.command("slots")
+def slots_cmd(
+    scenario_file: Annotated[Path, typer.Argument(metavar="SCENARIO.json")],
+    plan_file: Annotated[Path, typer.Argument(metavar="PLAN.json")],
+    job_file: Annotated[
+        Path, typer.Option("--job", metavar="JOB.json", help="the new job (scenario format)")
+    ],
+    window: Annotated[int, typer.Option("--window", min=15, max=720, help="arrival window, minutes")] = 120,
+    max_slots: Annotated[int, typer.Option("--max-slots", min=1, max=100)] = 8,
+    earliest: Annotated[str | None, typer.Option("--earliest", help="YYYY-MM-DD")] = None,
+    latest: Annotated[str | None, typer.Option("--latest", help="YYYY-MM-DD")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the answer as JSON")] = False,
+) -> None:
+    """The arrival windows to offer a customer for a new job, best first, against a plan: grade,
+    candidate technician, cost breakdown, robustness; and the earliest windows not offered, with why."""
+    from api.report import print_slots
+    from models import Job
+    from optimizer.replan import PoolJob, ReplanInput
+    from optimizer.slots import SlotInput, SlotQuery, find_slots
+
+    scenario, plan, violations = _checked(scenario_file, plan_file)
+    try:
+        job = load(job_file, Job)
+    except BadInput as exc:
+        fail(str(exc))
+    if violations:
+        fail(f"{plan_file}: the plan fails the validator ({len(violations)} violation(s)); fix it first", 1)
+    if job.id in {j.id for j in scenario.jobs}:
+        fail(f"{job_file}: job id {job.id!r} is already a job of the scenario")
+    try:
+        first = date.fromisoformat(earliest) if earliest else None
+        last = date.fromisoformat(latest) if latest else None
+    except ValueError as exc:
+        fail(f"--earliest/--latest: {exc}")
+    base = ReplanInput(
+        name=scenario.name,
+        timezone=scenario.timezone,
+        horizon=scenario.horizon,
+        travel=scenario.travel,
+        technicians=scenario.technicians,
+        pool=[PoolJob(job=j) for j in scenario.jobs],
+        previous=plan.routes,
+    )
+    query = SlotQuery(job=job, window_minutes=window, max_slots=max_slots, earliest=first, latest=last)
+    answer = find_slots(SlotInput(base=base, query=query))
+    if as_json:
+        out.print_json(answer.model_dump_json())
+        return
+    print_slots(answer, out)
+
+
 @app.command("generate")
 def generate_cmd(
     out_file: Annotated[Path, typer.Option("--out", help="scenario JSON to write")],

@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
@@ -25,6 +27,10 @@ class Service:
     sessions: sessionmaker[Session]
     clock: Callable[[], datetime] = utcnow
     holder: str = field(default="")
+    #: Slot boards kept while the plan does not change (`api.booking`): built in about a second for a
+    #: 2,000-visit week, asked in milliseconds.
+    boards: dict[str, Any] = field(default_factory=dict)
+    boards_guard: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def open(cls, settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> Service:

@@ -21,7 +21,7 @@ from datetime import date
 
 from sqlalchemy import select
 
-from api import audit, locks, store
+from api import audit, booking, locks, store
 from api.context import Service
 from api.errors import ReplanInProgress
 from api.tables import RunRow, utcnow
@@ -147,24 +147,68 @@ def execute_run(service: Service, run_id: int, holder: str) -> None:
         _set(service, run_id, phase="solving")
         began = time.monotonic()
         result = _solve(service, data, limit)
-        # Writes made while the solver ran (requests, bookings, pins, cancellations, reports,
-        # shifts) are never lost: the plan is rebased on them, the same way a warm start is made.
-        for _ in range(REBASES):
-            fresh, _, now_seen = load_input(service, run_id)
-            if now_seen == seen:
-                break
-            _set(service, run_id, phase="rebasing")
-            seen = now_seen
-            quick = fresh.options.model_copy(update={"local_search": False})
-            result = _solve(
-                service, fresh.model_copy(update={"previous": result.plan.routes, "options": quick}), limit
+        rebases = 0
+        version_id = None
+        while version_id is None:
+            # Writes made while the solver ran (requests, bookings, pins, cancellations, reports,
+            # shifts) are never lost: the plan is rebased on them, the same way a warm start is made.
+            while rebases < REBASES:
+                fresh, _, now_seen = load_input(service, run_id)
+                if now_seen == seen:
+                    break
+                rebases += 1
+                _set(service, run_id, phase="rebasing")
+                seen = now_seen
+                quick = fresh.options.model_copy(update={"local_search": False})
+                result = _solve(
+                    service,
+                    fresh.model_copy(update={"previous": result.plan.routes, "options": quick}),
+                    limit,
+                )
+            violations = result.violations()
+            if violations:
+                listed = "; ".join(str(v) for v in violations[:20])
+                raise PlanRejected(f"the plan failed the validator ({len(violations)} violations): {listed}")
+            _set(service, run_id, phase="storing", progress=0.99)
+            version_id = _store(service, run_id, result, days, seen if rebases < REBASES else None)
+        log.info("re-plan run %s stored plan version %s", run_id, version_id)
+        if result.plan.solver.status == DEGRADED:
+            failed = "; ".join(p for p in result.plan.solver.search_phases if "failed" in p)
+            log.warning(
+                "re-plan run %s: a search phase failed, the best plan before it was kept: %s", run_id, failed
             )
-        violations = result.violations()
-        if violations:
-            listed = "; ".join(str(v) for v in violations[:20])
-            raise PlanRejected(f"the plan failed the validator ({len(violations)} violations): {listed}")
-        _set(service, run_id, phase="storing", progress=0.99)
+    except Exception as exc:
+        log.error("re-plan run %s failed: %s", run_id, exc)
+        log.debug("%s", traceback.format_exc())
+        try:
+            _set(
+                service, run_id, status="failed", phase="failed", finished_at=service.now(), error=_short(exc)
+            )
+        except Exception:
+            log.exception("could not record the failure of run %s", run_id)
+    finally:
+        stop.set()
+        try:
+            with service.sessions.begin() as session:
+                locks.release(session, LOCK, holder)
+        except Exception:
+            log.exception(
+                "could not release the re-plan lock; it expires after %s s",
+                service.settings.lock_stale_seconds,
+            )
+
+
+def _store(
+    service: Service, run_id: int, result: ReplanResult, days: list[date], seen: str | None
+) -> int | None:
+    """Store the run's plan, unless something it read was written meanwhile (`seen` differs): then
+    None, and the caller rebases. Takes the plan-write lock first, as a booking does, so a booking
+    is either read by this plan or waits until it is stored (and then is placed into it)."""
+    try:
         with service.sessions.begin() as session, _paused(service.settings.test_pause_at):
+            booking.lock_plan(session, service.now())
+            if seen is not None and store.fingerprint(session) != seen:
+                raise _WrittenMeanwhile
             run = session.get(RunRow, run_id)
             assert run is not None
             nightly = run.trigger in PUBLISHING_TRIGGERS
@@ -197,31 +241,13 @@ def execute_run(service: Service, run_id: int, holder: str) -> None:
                 subject=f"plan version {version.id}",
                 trigger=run.trigger,
             )
-        log.info("re-plan run %s stored plan version %s", run_id, version.id)
-        if result.plan.solver.status == DEGRADED:
-            failed = "; ".join(p for p in result.plan.solver.search_phases if "failed" in p)
-            log.warning(
-                "re-plan run %s: a search phase failed, the best plan before it was kept: %s", run_id, failed
-            )
-    except Exception as exc:
-        log.error("re-plan run %s failed: %s", run_id, exc)
-        log.debug("%s", traceback.format_exc())
-        try:
-            _set(
-                service, run_id, status="failed", phase="failed", finished_at=service.now(), error=_short(exc)
-            )
-        except Exception:
-            log.exception("could not record the failure of run %s", run_id)
-    finally:
-        stop.set()
-        try:
-            with service.sessions.begin() as session:
-                locks.release(session, LOCK, holder)
-        except Exception:
-            log.exception(
-                "could not release the re-plan lock; it expires after %s s",
-                service.settings.lock_stale_seconds,
-            )
+            return version.id
+    except _WrittenMeanwhile:
+        return None
+
+
+class _WrittenMeanwhile(Exception):
+    """Rolls back a store whose inputs changed after they were read."""
 
 
 def _solve(service: Service, data: ReplanInput, limit: float) -> ReplanResult:

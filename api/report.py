@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from models import Plan, Route
+from optimizer.slots import SlotAnswer
 
 WIDTH = 48
 
@@ -123,3 +124,39 @@ def print_fixes(plan: Plan, console: Console, job: str | None = None) -> None:
                 "[green]verified[/]" if f.verified else "[dim]estimate[/]",
             )
         console.print(table)
+
+
+def print_slots(answer: SlotAnswer, console: Console) -> None:
+    """Slots as an agent reads them: the window, a grade bar, who would go, what it costs and why."""
+    table = Table(
+        title=f"slots for {answer.job_id}",
+        title_justify="left",
+        caption="cost, +drive, +over: minutes (of travel); robust: technician-days that could take it",
+    )
+    for name in ("window", "grade", "tech"):
+        table.add_column(name, no_wrap=True)
+    for name in ("cost", "+drive", "+over", "moves", "robust"):
+        table.add_column(name, justify="right")
+    table.add_column("gives way")
+    for s in answer.slots:
+        bar = "█" * round(s.grade / 20) + "·" * (5 - round(s.grade / 20))
+        table.add_row(
+            f"{s.start:%a %d %H:%M}-{s.end:%H:%M}",
+            f"{bar} {s.grade:3d}",
+            s.technician_id,
+            f"{s.cost.total:g}",
+            f"{s.cost.added_travel_minutes:g}",
+            f"{s.cost.overtime_minutes:g}",
+            str(s.cost.moved_visits),
+            str(s.robustness),
+            ", ".join(s.cost.pushed_out) or "-",
+        )
+    if not answer.slots:
+        table.add_row("none", "", "", "", "", "", "", "", "")
+    console.print(table)
+    if answer.not_offered:
+        console.print("earliest windows not offered:")
+        for n in answer.not_offered:
+            console.print(
+                f"  {n.start:%a %d %b %H:%M}-{n.end:%H:%M}  {n.reason.value}: {n.detail}", highlight=False
+            )

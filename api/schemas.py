@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 from api.security import Role
 from models import GeoPoint, Job, JobKind, JobStatus, Kpis, Route, Technician, Unassigned, VisitStatus
 from models.common import Identifier, Strict
+from optimizer.slots import NotOffered, SlotCost
+from optimizer.slots import Preferences as SlotPreferences
 
 JOB_EXAMPLE: dict[str, Any] = {
     "id": "R-2026-0042",
@@ -261,3 +263,93 @@ PROTECTED: dict[int | str, dict[str, Any]] = {
 
 #: Row ids in paths: positive and within a 32-bit INTEGER column, so no id reaches the database unfit.
 RowId = Annotated[int, PathParam(ge=1, le=2_147_483_647)]
+
+
+# --- appointments ----------------------------------------------------------------------------------
+
+
+class SlotJob(ServiceRequestCreate):
+    """A new job as the scenario format writes it; `id` is optional (one is made for the booking)."""
+
+    id: Identifier | None = None  # type: ignore[assignment]
+
+
+class SlotsRequest(Strict):
+    job: SlotJob | None = Field(None, description="a new job; or `request_id` for an existing request")
+    request_id: Identifier | None = None
+    window_minutes: Annotated[int, Field(ge=15, le=720)] = Field(
+        120, description="length of the arrival window promised to the customer"
+    )
+    days: Annotated[int, Field(ge=1, le=20)] | None = Field(
+        None, description="working days ahead to look; default the planning horizon"
+    )
+    max_slots: Annotated[int, Field(ge=1, le=50)] = 8
+    earliest: date | None = Field(None, description="first date the customer accepts")
+    latest: date | None = Field(None, description="last date the customer accepts")
+    preferences: SlotPreferences = Field(default_factory=lambda: SlotPreferences())
+
+    @model_validator(mode="after")
+    def _one(self) -> SlotsRequest:
+        if (self.job is None) == (self.request_id is None):
+            raise ValueError("give `job` (a new request) or `request_id` (an existing one), not both")
+        if self.earliest and self.latest and self.latest < self.earliest:
+            raise ValueError("`latest` is before `earliest`")
+        return self
+
+
+class SlotOffer(BaseModel):
+    start: datetime
+    end: datetime
+    date: date
+    grade: int
+    technician_id: str = Field(description="who would go now: a candidate, not a promise")
+    cost: SlotCost
+    robustness: int = Field(description="technician-days that could take the job in this window")
+    slot_token: str = Field(description="names this slot: hold it or book it with this")
+
+
+class SlotsAnswer(BaseModel):
+    job_id: str
+    request_id: str | None
+    slots: list[SlotOffer]
+    not_offered: list[NotOffered]
+    expires_at: datetime = Field(description="the slot tokens can be held or booked until then")
+
+
+class HoldCreate(Strict):
+    slot_token: Annotated[str, Field(min_length=10, max_length=8000)]
+
+
+class HoldPublic(BaseModel):
+    hold_token: str
+    expires_at: datetime
+    start: datetime
+    end: datetime
+
+
+class BookingCreate(Strict):
+    slot_token: Annotated[str, Field(min_length=10, max_length=8000)] | None = None
+    hold_token: Annotated[str, Field(min_length=10, max_length=64)] | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> BookingCreate:
+        if (self.slot_token is None) == (self.hold_token is None):
+            raise ValueError("give `slot_token` or `hold_token`, not both")
+        return self
+
+
+class BookingPublic(BaseModel):
+    request_id: str
+    job_id: str
+    start: datetime
+    end: datetime
+    date: date
+    plan_version: int
+    planned_technician_id: str = Field(description="who goes as planned now; the promise is the window")
+    pushed_out: list[str] = Field(description="lower-priority visits that gave way (back in the pool)")
+
+
+class AppointmentCancelled(BaseModel):
+    request_id: str
+    status: JobStatus
+    plan_version: int | None

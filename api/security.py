@@ -24,6 +24,7 @@ class Role(StrEnum):
     ADMIN = "admin"
     DISPATCHER = "dispatcher"
     TECHNICIAN = "technician"
+    BOOKING = "booking"  # a call-centre agent: asks for slots, holds and books appointments, nothing else
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,12 @@ class Settings(BaseSettings):
         description="every re-plan proposes and verifies fixes for the jobs it leaves out "
         "(`unassigned[].fixes`; about 1-2 s for a 600-job week)",
     )
+    slot_token_minutes: Annotated[int, Field(ge=1, le=1440)] = Field(
+        30, description="an offered slot can be held or booked for this long after the query"
+    )
+    hold_minutes: Annotated[int, Field(ge=1, le=120)] = Field(
+        5, description="a held slot is kept from other customers for this long"
+    )
     scheduler: bool = Field(True, description="run the nightly scheduler inside `fieldplan serve`")
     lock_stale_seconds: Annotated[float, Field(gt=0)] = 120.0
     geocoder: Literal["nominatim"] = "nominatim"

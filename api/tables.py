@@ -307,6 +307,33 @@ class FeedTokenRow(Base):
     revoked_at: Mapped[datetime | None] = mapped_column()
 
 
+class HoldRow(Base):
+    """One offered slot held for a customer who is deciding: its capacity is not offered to others."""
+
+    __tablename__ = "appointment_holds"
+
+    token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(64), index=True)
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    spec: Mapped[dict[str, Any]] = mapped_column(comment="models.Job of the slot query")
+    start: Mapped[datetime] = mapped_column()
+    end: Mapped[datetime] = mapped_column()
+    technician_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    created_by: Mapped[str] = mapped_column(String(100))
+    consumed_at: Mapped[datetime | None] = mapped_column()
+
+
+class SecretRow(Base):
+    """Secrets every process of a deployment shares (the slot tokens' signing key)."""
+
+    __tablename__ = "service_secrets"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))
+
+
 class GeocodeRow(Base):
     __tablename__ = "geocode_cache"
 

@@ -20,6 +20,7 @@ the rest of the optimizer: plain values in, plain values out.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,7 +32,20 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
-from models import GeoPoint, Job, JobKind, Plan, ReasonCode, Route, Scenario, SolverStats, Unassigned, Window
+from models import (
+    GeoPoint,
+    Job,
+    JobKind,
+    Plan,
+    ReasonCode,
+    Route,
+    Scenario,
+    SolverStats,
+    Technician,
+    TravelSettings,
+    Unassigned,
+    Window,
+)
 from models.common import ClockTime
 from optimizer import kernel
 from optimizer.assemble import RawRoute, assemble_routes
@@ -688,6 +702,27 @@ def apply_placement(plan: Plan, placement: Placement, job_id: str, why: str = ""
         for x in placement.pushed_out
     ]
     return plan.model_copy(update={"routes": routes, "unassigned": unassigned})
+
+
+def without_visit(
+    route: Route, job_id: str, technician: Technician, points: dict[str, GeoPoint], travel: TravelSettings
+) -> Route:
+    """The route with one visit taken out (an appointment moved or cancelled). The others keep
+    their times, each still reachable (the detour only gets shorter); its distance and driving are
+    measured again with the same travel model."""
+    visits = [v for v in route.visits if v.job_id != job_id]
+    stops = [technician.start_point, *(points[v.job_id] for v in visits), technician.end_point]
+    provider = provider_for(travel)
+    km = minutes = 0.0
+    for a, b in itertools.pairwise(stops):
+        leg_km, leg_min = provider.between(
+            np.array([[a.lat, a.lon]], dtype=np.float64), np.array([[b.lat, b.lon]], dtype=np.float64)
+        )
+        km += float(leg_km[0, 0])
+        minutes += float(leg_min[0, 0])
+    return route.model_copy(
+        update={"visits": visits, "distance_km": round(km, 3), "travel_minutes": round(minutes, 2)}
+    )
 
 
 def board_for(data: SlotInput) -> SlotBoard:

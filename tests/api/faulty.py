@@ -30,3 +30,11 @@ def overlapping(data: ReplanInput) -> ReplanResult:
             )
             break
     return result
+
+
+def slow(data: ReplanInput) -> ReplanResult:
+    """A real re-plan that takes a few seconds: writes made meanwhile must reach the stored plan."""
+    from optimizer.replan import replan
+
+    time.sleep(3.0)
+    return replan(data)

@@ -151,3 +151,25 @@ def test_explain_shows_verified_fixes_and_keeps_the_exit_codes(tmp_path: Path) -
     broken.write_text(json.dumps(plan))
     assert runner.invoke(app, ["explain", str(scenario), str(broken)]).exit_code == 1
     assert runner.invoke(app, ["explain", str(tmp_path / "missing.json"), str(plan_file)]).exit_code == 2
+
+
+def test_slots_offers_graded_windows_and_says_why_not_the_others(tmp_path: Path) -> None:
+    scenario = next(p for p in shipped() if p.stem == "metro-day")
+    plan_file, job_file = tmp_path / "plan.json", tmp_path / "job.json"
+    solved = runner.invoke(app, ["solve", str(scenario), "--iterations", "100", "--out", str(plan_file)])
+    assert solved.exit_code == 0, solved.output
+    job = {"id": "NEW-1", "kind": "repair", "location": {"lat": 45.76, "lon": 4.85}, "duration_minutes": 60}
+    job_file.write_text(json.dumps(job))
+    shown = runner.invoke(app, ["slots", str(scenario), str(plan_file), "--job", str(job_file)])
+    assert shown.exit_code == 0, shown.output
+    assert "slots for NEW-1" in shown.output and "100" in shown.output
+    answer = json.loads(
+        runner.invoke(app, ["slots", str(scenario), str(plan_file), "--job", str(job_file), "--json"]).output
+    )
+    assert answer["slots"] and answer["slots"][0]["grade"] == 100
+    job_file.write_text(json.dumps({**job, "duration_minutes": -5}))
+    bad = runner.invoke(app, ["slots", str(scenario), str(plan_file), "--job", str(job_file)])
+    assert bad.exit_code == 2 and "duration_minutes" in bad.output
+    taken = Scenario.model_validate_json(scenario.read_text()).jobs[0].id
+    job_file.write_text(json.dumps({**job, "id": taken}))
+    assert runner.invoke(app, ["slots", str(scenario), str(plan_file), "--job", str(job_file)]).exit_code == 2
