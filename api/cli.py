@@ -294,7 +294,7 @@ def _service() -> Service:
 
 @keys_app.command("create")
 def keys_create(
-    role: Annotated[Role, typer.Option(help="admin, dispatcher or technician")],
+    role: Annotated[Role, typer.Option(help="admin, dispatcher, technician or booking")],
     technician: Annotated[
         str | None, typer.Option(help="the technician a technician key is bound to")
     ] = None,
@@ -350,6 +350,7 @@ def serve_cmd(
         out.print(f"demo plan: run {run.id} {run.status}, {run.summary}", highlight=False)
         out.print(f"admin key: {keys.admin}", highlight=False, soft_wrap=True)
         out.print(f"dispatcher key: {keys.dispatcher}", highlight=False, soft_wrap=True)
+        out.print(f"booking (call centre) key: {keys.booking}", highlight=False, soft_wrap=True)
         for tid, key in keys.technicians.items():
             out.print(f"technician {tid} key: {key}", highlight=False, soft_wrap=True)
         out.print(f"API docs: http://{host}:{port}/docs", highlight=False)

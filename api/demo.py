@@ -22,6 +22,7 @@ DEMO_SCENARIO = SCENARIO_DIR / "metro-day.json"
 class DemoKeys:
     admin: str
     dispatcher: str
+    booking: str
     technicians: dict[str, str]
 
 
@@ -56,6 +57,7 @@ def seed(service: Service, *, today: date, scenario_file: Path = DEMO_SCENARIO) 
             )
         _, admin = create_key(session, role=Role.ADMIN, label="demo admin")
         _, dispatcher = create_key(session, role=Role.DISPATCHER, label="demo dispatcher")
+        _, booking = create_key(session, role=Role.BOOKING, label="demo call centre")
     begun = today <= service.today()
     run_id = start_run(
         service, trigger="demo", horizon=Horizon(start=today, days=1), wait=True, from_now=begun
@@ -71,4 +73,4 @@ def seed(service: Service, *, today: date, scenario_file: Path = DEMO_SCENARIO) 
         for tid in techs:
             _, key = create_key(session, role=Role.TECHNICIAN, technician_id=tid, label=f"demo {tid}")
             tech_keys[tid] = key
-    return DemoKeys(admin=admin, dispatcher=dispatcher, technicians=tech_keys), run
+    return DemoKeys(admin=admin, dispatcher=dispatcher, booking=booking, technicians=tech_keys), run

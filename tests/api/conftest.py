@@ -140,6 +140,13 @@ class Keys:
         self._service = service
         self._tech: dict[str, str] = {}
 
+    def booking(self) -> str:
+        """A call-centre agent's key (the `booking` role)."""
+        if "booking" not in self._tech:
+            with self._service.sessions.begin() as session:
+                _, self._tech["booking"] = create_key(session, role=Role.BOOKING)
+        return self._tech["booking"]
+
     def technician(self, tid: str) -> str:
         if tid not in self._tech:
             with self._service.sessions.begin() as session:

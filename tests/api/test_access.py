@@ -12,7 +12,7 @@ from api.tables import ApiKeyRow
 from tests.api.conftest import FLEET, Keys, bearer
 from tests.conftest import DAY, job
 
-D, A, T = "dispatcher", "admin", "technician"
+D, A, T, B = "dispatcher", "admin", "technician", "booking"
 # (method, path, body, roles allowed)
 ENDPOINTS: list[tuple[str, str, Any, set[str]]] = [
     ("GET", "/v1/technicians", None, {D, A}),
@@ -36,11 +36,16 @@ ENDPOINTS: list[tuple[str, str, Any, set[str]]] = [
     ("GET", f"/v1/me/route.ics?date={DAY}", None, {T}),
     ("GET", f"/v1/me/route.geojson?date={DAY}", None, {T}),
     ("POST", "/v1/visits/R1/status", {"status": "en_route"}, {T}),
+    ("POST", "/v1/appointments/slots", {"job": {k: v for k, v in job("Q3").items() if k != "id"}}, {D, A, B}),
+    ("POST", "/v1/appointments/holds", {"slot_token": "not-a-token-at-all"}, {D, A, B}),
+    ("POST", "/v1/appointments", {"slot_token": "not-a-token-at-all"}, {D, A, B}),
+    ("PATCH", "/v1/appointments/R2", {"slot_token": "not-a-token-at-all"}, {D, A, B}),
+    ("DELETE", "/v1/appointments/R2", None, {D, A, B}),
     ("GET", "/v1/keys", None, {A}),
     ("POST", "/v1/keys", {"role": "dispatcher"}, {A}),
     ("DELETE", "/v1/keys/999", None, {A}),
 ]
-CALLERS = ["none", "wrong", T, D, A]
+CALLERS = ["none", "wrong", T, D, A, B]
 
 
 def _headers(keys: Keys, caller: str) -> dict[str, str]:
@@ -50,6 +55,7 @@ def _headers(keys: Keys, caller: str) -> dict[str, str]:
         T: bearer(keys.technician("T1")),
         D: bearer(keys.dispatcher),
         A: bearer(keys.admin),
+        B: bearer(keys.booking()),
     }[caller]
 
 

@@ -11,19 +11,15 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api import replan_job
-from api.context import Service
-from api.security import Role, create_key
 from tests.api import faulty
 from tests.api.conftest import Clock, Keys, bearer, plan_day, wait_run
 from tests.conftest import DAY, job, tech
 
 
 @pytest.fixture
-def agent(service: Service) -> str:
+def agent(keys: Keys) -> str:
     """A call-centre agent's key: the `booking` role."""
-    with service.sessions.begin() as session:
-        _, key = create_key(session, role=Role.BOOKING, label="call centre")
-    return key
+    return keys.booking()
 
 
 def ask(client: TestClient, key: str, **body: Any) -> dict[str, Any]:

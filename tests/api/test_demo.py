@@ -64,8 +64,9 @@ def test_serve_demo_walkthrough(tmp_path: Path) -> None:
             pytest.fail("the demo did not start:\n" + "".join(lines))
         text = "".join(lines)
         dispatcher = re.search(r"^dispatcher key: (\S+)$", text, re.M)
+        agent = re.search(r"^booking \(call centre\) key: (\S+)$", text, re.M)
         techs = re.findall(r"^technician (\S+) key: (\S+)$", text, re.M)
-        assert dispatcher and len(techs) == 2, text
+        assert dispatcher and agent and len(techs) == 2, text
         assert (tmp_path / "fieldplan-demo.db").exists() and not (tmp_path / "ignored.db").exists()
         d = {"Authorization": f"Bearer {dispatcher.group(1)}"}
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
@@ -87,6 +88,17 @@ def test_serve_demo_walkthrough(tmp_path: Path) -> None:
             assert client.post("/v1/days/2026-12-07/publish", headers=d).status_code == 200
             route = client.get("/v1/me/route", headers=t).json()
             assert route["plan_version"] == run["plan_version_id"]
+            # a customer calls: slots for a new request, one booked, in the plan at once
+            a = {"Authorization": f"Bearer {agent.group(1)}"}
+            caller = {"kind": "repair", "location": {"lat": 45.76, "lon": 4.84}, "duration_minutes": 45}
+            offered = client.post("/v1/appointments/slots", json={"job": caller}, headers=a).json()
+            assert offered["slots"] and offered["slots"][0]["cost"]["added_travel_minutes"] >= 0, offered
+            chosen = offered["slots"][0]
+            booked = client.post("/v1/appointments", json={"slot_token": chosen["slot_token"]}, headers=a)
+            assert booked.status_code == 201, booked.text
+            caller_id = booked.json()["job_id"]
+            shown = client.get(f"/v1/plans/current?date={chosen['date']}", headers=d).json()
+            assert caller_id in {v["job_id"] for r in shown["routes"] for v in r["visits"]}
             free = [
                 s
                 for s in route["stops"]
@@ -112,6 +124,8 @@ def test_serve_demo_walkthrough(tmp_path: Path) -> None:
                 ), req
             else:
                 assert victim in planned | {u["job_id"] for u in plan["unassigned"]}
+            kept = next(v for r in plan["routes"] for v in r["visits"] if v["job_id"] == caller_id)
+            assert chosen["start"] <= kept["start"] <= chosen["end"]
             assert client.get("/health").json()["last_nightly"]["id"] == run["id"]
     finally:
         proc.terminate()
