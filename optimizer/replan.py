@@ -236,7 +236,7 @@ def prepare(data: ReplanInput, extra: Sequence[Job] = ()) -> Prepared:
 def replan(data: ReplanInput, *, progress: Progress | None = None) -> ReplanResult:
     prep = prepare(data)
     scenario, last_plan, expired = prep.scenario, prep.last_plan, prep.expired
-    warm = last_plan if data.mode == "stable" else None
+    warm = last_plan if data.mode == "stable" else _promises_only(last_plan, prep.promised)
     plan = solve(scenario, data.options, previous=warm, progress=progress)
     if data.mode == "scratch" and last_plan is not None:
         # Churn is still worth reporting for the policy that ignores it.
@@ -257,6 +257,17 @@ def replan(data: ReplanInput, *, progress: Progress | None = None) -> ReplanResu
         left=prep.left,
         expired=[u.job_id for u in expired],
     )
+
+
+def _promises_only(plan: Plan | None, promised: list[str]) -> Plan | None:
+    """The previous plan's promised visits alone: a scratch re-plan starts from them, so a set of
+    promises that fitted still fits (a search from nothing may not find that arrangement again);
+    everything else is planned anew."""
+    if plan is None or not promised:
+        return None
+    keep = set(promised)
+    routes = [r.model_copy(update={"visits": [v for v in r.visits if v.job_id in keep]}) for r in plan.routes]
+    return plan.model_copy(update={"routes": [r for r in routes if r.visits]})
 
 
 def _as_plan(data: ReplanInput) -> Plan | None:
