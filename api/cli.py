@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -67,6 +68,7 @@ def solve_cmd(
         scenario = load(scenario_file, Scenario)
     except BadInput as exc:
         fail(str(exc))
+    scenario, note = _on_roads(scenario, scenario_file)
     options = SolveOptions(time_limit_seconds=time_limit, seed=seed, iterations=iterations)
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -91,6 +93,10 @@ def solve_cmd(
 
         plan = solve(scenario, options, progress=progress)
         bar.update(task, completed=time_limit)
+    if note:
+        plan.solver.search_phases.insert(0, note)
+        if "FALLBACK" in note:
+            err.print(f"[yellow]warning:[/] {note}", highlight=False)
     violations = validate_plan(scenario, plan)
     print_plan(plan, out, details)
     if out_file is not None:
@@ -109,13 +115,28 @@ def solve_cmd(
         raise typer.Exit(3)
 
 
+def _on_roads(scenario: Scenario, scenario_file: Path) -> tuple[Scenario, str | None]:
+    """Road travel (`osm`, `osrm`) read into a matrix, cached (FIELDPLAN_TRAVEL_CACHE, default
+    ~/.cache/fieldplan/travel); roads that cannot be read end with one line and exit 2."""
+    from api.roads import RoadsUnavailable, resolve
+
+    cache = Path(os.environ.get("FIELDPLAN_TRAVEL_CACHE", Path.home() / ".cache" / "fieldplan" / "travel"))
+    try:
+        return resolve(scenario, base=scenario_file.parent, cache=cache)
+    except RoadsUnavailable as exc:
+        fail(f"{scenario_file}: travel: {exc}")
+    raise AssertionError("unreachable")
+
+
 def _checked(scenario_file: Path, plan_file: Path) -> tuple[Scenario, Plan, list[object]]:
-    """Both files read (a bad one ends with exit 2) and the validator's verdict on the plan."""
+    """Both files read (a bad one ends with exit 2) and the validator's verdict on the plan (on the
+    same road times the plan was made with)."""
     try:
         scenario = load(scenario_file, Scenario)
         plan = load(plan_file, Plan)
     except BadInput as exc:
         fail(str(exc))
+    scenario, _ = _on_roads(scenario, scenario_file)
     return scenario, plan, list(validate_plan(scenario, plan))
 
 

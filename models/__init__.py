@@ -26,9 +26,11 @@ from models.scenario import (
     Scenario,
     Shift,
     Technician,
+    TravelMatrix,
     TravelSettings,
     Window,
     derive_priority,
+    point_key,
     working_days,
 )
 from models.status import VISIT_TO_JOB, JobStatus, VisitStatus
@@ -56,11 +58,13 @@ __all__ = [
     "SkillLevel",
     "SolverStats",
     "Technician",
+    "TravelMatrix",
     "TravelSettings",
     "Unassigned",
     "Visit",
     "VisitStatus",
     "Window",
     "derive_priority",
+    "point_key",
     "working_days",
 ]

