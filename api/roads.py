@@ -240,7 +240,7 @@ def osrm_matrix(
                 except (RouterServerError, Timeout, AnyRouterError, OSError) as exc:
                     if isinstance(exc, RouterApiError) or attempt == retries - 1:
                         raise RoadsUnavailable(
-                            f"OSRM at {url} did not answer: {type(exc).__name__}: {exc}"
+                            f"OSRM at {url} did not answer ({type(exc).__name__})"
                         ) from None
                     time.sleep(0.2 * 2**attempt)
             durations = np.array(_numbers(answer.durations), dtype=np.float64) / 60.0
@@ -333,7 +333,7 @@ def resolve(
         log.warning("roads unavailable, planning on great-circle times: %s", exc)
         points = np.array([[p.lat, p.lon] for p in places], dtype=np.float64)
         km, minutes = GreatCircle(travel.speed_kmh, travel.road_factor).matrices(points)
-        matrix = _as_matrix(places, minutes, km, f"great-circle fallback ({exc})")
+        matrix = _as_matrix(places, minutes, km, "great-circle fallback: the roads could not be read")
         note = f"travel: FALLBACK to great-circle times, the roads could not be read ({exc})"
     settings = travel.model_copy(update={"metric": "matrix", "matrix": matrix})
     return scenario.model_copy(update={"travel": settings}), note
