@@ -22,7 +22,7 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -31,11 +31,12 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from api import store
+from api import roads, store
 from api.context import Service
 from api.errors import Conflict, Unprocessable
 from api.tables import CurrentPlanRow, HoldRow, LockRow, PlanVersionRow, RequestRow, SecretRow
 from models import (
+    GeoPoint,
     Horizon,
     Job,
     JobStatus,
@@ -46,6 +47,7 @@ from models import (
     SolverStats,
     Unassigned,
     Window,
+    point_key,
 )
 from optimizer import SolveOptions
 from optimizer.kpis import compute_kpis
@@ -136,18 +138,25 @@ def board_clock(now: datetime) -> datetime:
     )
 
 
-def load_base(session: Session, service: Service, horizon: Horizon, clock: datetime) -> ReplanInput:
-    """Technicians, active requests and the routes technicians see: what a re-plan would read."""
+def load_base(
+    session: Session, service: Service, horizon: Horizon, clock: datetime, extra: Sequence[GeoPoint] = ()
+) -> ReplanInput:
+    """Technicians, active requests and the routes technicians see: what a re-plan would read; on
+    road times, the matrix covers `extra` places too (the asked job's)."""
     days = horizon.dates()
     requests = store.active_requests(session)
+    techs = [store.technician_model(t) for t in store.technicians(session)]
+    pool = [PoolJob(job=store.job_model(r), status=JobStatus(r.status)) for r in requests]
+    travel, _ = roads.for_service(service.settings, roads.places(techs, [p.job for p in pool], extra))
     return ReplanInput(
         name="appointment slots",
         timezone=service.settings.timezone,
         horizon=horizon,
-        technicians=[store.technician_model(t) for t in store.technicians(session)],
-        pool=[PoolJob(job=store.job_model(r), status=JobStatus(r.status)) for r in requests],
+        technicians=techs,
+        pool=pool,
         previous=store.shown_routes(session, days, service.tz),
         not_before=clock,
+        travel=travel,
         options=SolveOptions(),
     )
 
@@ -193,15 +202,18 @@ def board(
     now: datetime,
     exclude: str | None,
     holds: list[HoldRow],
+    place: GeoPoint | None = None,
 ) -> SlotBoard:
-    """The board for the plan as it stands: from the process's cache when nothing changed."""
+    """The board for the plan as it stands: from the process's cache when nothing changed. On road
+    times the asked job's `place` must be in the matrix, so it is part of the board (and its key)."""
     clock = board_clock(now)
-    key = state_key(session, horizon, holds, clock, exclude)
+    extra = [place] if place is not None and service.settings.travel_metric != "great_circle" else []
+    key = state_key(session, horizon, holds, clock, exclude) + repr([point_key(p) for p in extra])
     with service.boards_guard:
         found = service.boards.get(key)
     if isinstance(found, SlotBoard):
         return found
-    made = SlotBoard(load_base(session, service, horizon, clock), as_holds(holds), exclude=exclude)
+    made = SlotBoard(load_base(session, service, horizon, clock, extra), as_holds(holds), exclude=exclude)
     with service.boards_guard:
         while len(service.boards) >= BOARDS_KEPT:
             service.boards.pop(next(iter(service.boards)))

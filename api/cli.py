@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import sys
 import time
@@ -118,11 +117,10 @@ def solve_cmd(
 def _on_roads(scenario: Scenario, scenario_file: Path) -> tuple[Scenario, str | None]:
     """Road travel (`osm`, `osrm`) read into a matrix, cached (FIELDPLAN_TRAVEL_CACHE, default
     ~/.cache/fieldplan/travel); roads that cannot be read end with one line and exit 2."""
-    from api.roads import RoadsUnavailable, resolve
+    from api.roads import RoadsUnavailable, default_cache, resolve
 
-    cache = Path(os.environ.get("FIELDPLAN_TRAVEL_CACHE", Path.home() / ".cache" / "fieldplan" / "travel"))
     try:
-        return resolve(scenario, base=scenario_file.parent, cache=cache)
+        return resolve(scenario, base=scenario_file.parent, cache=default_cache())
     except RoadsUnavailable as exc:
         fail(f"{scenario_file}: travel: {exc}")
     raise AssertionError("unreachable")

@@ -21,7 +21,7 @@ from datetime import date
 
 from sqlalchemy import select
 
-from api import audit, booking, locks, store
+from api import audit, booking, locks, roads, store
 from api.context import Service
 from api.errors import ReplanInProgress
 from api.tables import RunRow, utcnow
@@ -290,6 +290,7 @@ def load_input(service: Service, run_id: int) -> tuple[ReplanInput, list[date], 
         pool = [PoolJob(job=store.job_model(r), status=JobStatus(r.status)) for r in requests]
         techs = [store.technician_model(t) for t in store.technicians(session)]
         seen = store.fingerprint(session)
+    travel, _ = roads.for_service(service.settings, roads.places(techs, [p.job for p in pool]))
     data = ReplanInput(
         name=f"re-plan run {run_id}",
         timezone=service.settings.timezone,
@@ -297,6 +298,7 @@ def load_input(service: Service, run_id: int) -> tuple[ReplanInput, list[date], 
         technicians=techs,
         pool=pool,
         previous=previous,
+        travel=travel,
         not_before=service.now() if from_now else None,
         options=SolveOptions(time_limit_seconds=service.settings.solve_seconds, seed=run_id),
         explain=service.settings.explain_fixes,

@@ -24,6 +24,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from models import GeoPoint, Scenario, TravelMatrix, TravelSettings, point_key
+from api.settings import Settings
+from models import GeoPoint, Job, Scenario, Technician, TravelMatrix, TravelSettings, point_key
 from optimizer.travel import GreatCircle
 
 log = logging.getLogger("fieldplan.roads")
@@ -100,8 +102,6 @@ class RoadGraph:
     def from_extract(cls, path: Path) -> RoadGraph:
         try:
             import pyrosm
-            from scipy.sparse import csr_matrix
-            from scipy.sparse.csgraph import connected_components
         except ImportError:
             raise RoadsUnavailable("road travel needs the `roads` extra: pip install -e '.[roads]'") from None
         osm = pyrosm.OSM(str(path))
@@ -117,32 +117,61 @@ class RoadGraph:
             [_speed(m, h) for m, h in zip(edges["maxspeed"].tolist(), edges["highway"].tolist(), strict=True)]
         )
         oneway = [str(x).lower() for x in edges["oneway"].tolist()]
-        forward = np.array([o != "-1" for o in oneway])
-        backward = np.array([o not in ("yes", "true", "1") for o in oneway])
+        return cls.from_edges(
+            lat=nodes["lat"].to_numpy(dtype=np.float64),
+            lon=nodes["lon"].to_numpy(dtype=np.float64),
+            u=u,
+            v=v,
+            km=length_km,
+            kmh=speed,
+            forward=np.array([o != "-1" for o in oneway]),
+            backward=np.array([o not in ("yes", "true", "1") for o in oneway]),
+            source=f"osm {path.name}",
+        )
+
+    @classmethod
+    def from_edges(
+        cls,
+        *,
+        lat: NDArray[np.float64],
+        lon: NDArray[np.float64],
+        u: NDArray[np.int64],
+        v: NDArray[np.int64],
+        km: NDArray[np.float64],
+        kmh: NDArray[np.float64],
+        forward: NDArray[np.bool_],
+        backward: NDArray[np.bool_],
+        source: str,
+    ) -> RoadGraph:
+        """A graph from road segments u-v (driven u->v where `forward`, v->u where `backward`):
+        an extract's, or a generated city's (the benchmark's)."""
+        from scipy.sparse import csr_matrix
+        from scipy.sparse.csgraph import connected_components
+
         src = np.concatenate([u[forward], v[backward]])
         dst = np.concatenate([v[forward], u[backward]])
-        km = np.concatenate([length_km[forward], length_km[backward]])
-        minutes = km / np.concatenate([speed[forward], speed[backward]]) * 60.0
-        n = len(ids)
+        dist = np.concatenate([km[forward], km[backward]])
+        minutes = dist / np.concatenate([kmh[forward], kmh[backward]]) * 60.0
+        n = len(lat)
         # Parallel edges: keep the fastest (csr_matrix would add them up).
         order = np.lexsort((minutes, dst, src))
-        src, dst, km, minutes = src[order], dst[order], km[order], minutes[order]
+        src, dst, dist, minutes = src[order], dst[order], dist[order], minutes[order]
         first = np.ones(len(src), dtype=bool)
         first[1:] = (src[1:] != src[:-1]) | (dst[1:] != dst[:-1])
-        src, dst, km, minutes = src[first], dst[first], km[first], minutes[first]
+        src, dst, dist, minutes = src[first], dst[first], dist[first], minutes[first]
         minutes = np.maximum(minutes, 1e-6)  # a zero weight would be no edge at all
-        km = np.maximum(km, 1e-9)
+        dist = np.maximum(dist, 1e-9)
         time_graph = csr_matrix((minutes, (src, dst)), shape=(n, n))
-        km_graph = csr_matrix((km, (src, dst)), shape=(n, n))
+        km_graph = csr_matrix((dist, (src, dst)), shape=(n, n))
         _, labels = connected_components(time_graph, directed=True, connection="strong")
         biggest = np.bincount(labels).argmax()
         return cls(
-            lat=nodes["lat"].to_numpy(dtype=np.float64),
-            lon=nodes["lon"].to_numpy(dtype=np.float64),
+            lat=lat,
+            lon=lon,
             minutes=time_graph,
             km=km_graph,
             usable=np.flatnonzero(labels == biggest).astype(np.int64),
-            source=f"osm {path.name}",
+            source=source,
         )
 
     def snap(self, points: NDArray[np.float64]) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
@@ -274,12 +303,25 @@ def _as_matrix(
 
 def places_of(scenario: Scenario) -> list[GeoPoint]:
     """Every distinct place a plan of the scenario can drive between, in a stable order."""
+    return distinct(
+        [p for t in scenario.technicians for p in (t.start_point, t.end_point)]
+        + [j.location for j in scenario.jobs]
+    )
+
+
+def places(technicians: list[Technician], jobs: list[Job], extra: Sequence[GeoPoint] = ()) -> list[GeoPoint]:
+    """The places a service's re-plan or slot question drives between."""
+    return distinct(
+        [p for t in technicians for p in (t.start_point, t.end_point)]
+        + [j.location for j in jobs]
+        + list(extra)
+    )
+
+
+def distinct(points: list[GeoPoint]) -> list[GeoPoint]:
     seen: dict[tuple[float, float], GeoPoint] = {}
-    for tech in scenario.technicians:
-        for p in (tech.start_point, tech.end_point):
-            seen.setdefault(point_key(p), p)
-    for job in scenario.jobs:
-        seen.setdefault(point_key(job.location), job.location)
+    for p in points:
+        seen.setdefault(point_key(p), p)
     return list(seen.values())
 
 
@@ -313,6 +355,34 @@ def road_matrix(
         tmp.write_text(matrix.model_dump_json())
         tmp.replace(stored)
     return matrix
+
+
+def for_service(settings: Settings, places: list[GeoPoint]) -> tuple[TravelSettings, str | None]:
+    """The travel settings a service's re-plan or slot question plans with (FIELDPLAN_TRAVEL_*),
+    read into a matrix over these places when they are roads."""
+    travel = TravelSettings()
+    if settings.travel_metric == "great_circle" or not places:
+        return travel, None
+    travel = TravelSettings(
+        metric=settings.travel_metric,
+        osm_file=settings.osm_file,
+        osrm_url=settings.osrm_url,
+        osrm_profile=settings.osrm_profile,
+        fallback=settings.travel_fallback,
+    )
+    cache = Path(settings.travel_cache) if settings.travel_cache else default_cache()
+    try:
+        matrix = road_matrix(travel, places, cache=cache)
+        return TravelSettings(metric="matrix", matrix=matrix), f"travel: road times from {matrix.source}"
+    except RoadsUnavailable as exc:
+        if not travel.fallback:
+            raise
+        log.warning("roads unavailable, planning on great-circle times: %s", exc)
+        return TravelSettings(), f"travel: FALLBACK to great-circle times ({exc})"
+
+
+def default_cache() -> Path:
+    return Path(os.environ.get("FIELDPLAN_TRAVEL_CACHE", Path.home() / ".cache" / "fieldplan" / "travel"))
 
 
 def resolve(

