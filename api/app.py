@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import replan_job, scheduler
 from api.context import Service
 from api.errors import install_handlers
-from api.routes import appointments, audit, calendar, health, keys, me, plans, requests, technicians
+from api.routes import appointments, audit, calendar, health, keys, me, plans, requests, technicians, travel
 from api.security import Role, ensure_key
 from api.settings import Settings, get_settings
 
@@ -164,7 +164,7 @@ def create_app(
             headers["Allow"] = ", ".join(sorted(allowed))
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 
-    for module in (technicians, requests, plans, appointments, me, calendar, audit, keys, health):
+    for module in (technicians, requests, plans, appointments, travel, me, calendar, audit, keys, health):
         app.include_router(module.router)
     if settings.cors_origins:
         app.add_middleware(

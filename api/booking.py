@@ -147,7 +147,9 @@ def load_base(
     requests = store.active_requests(session)
     techs = [store.technician_model(t) for t in store.technicians(session)]
     pool = [PoolJob(job=store.job_model(r), status=JobStatus(r.status)) for r in requests]
-    travel, _ = roads.for_service(service.settings, roads.places(techs, [p.job for p in pool], extra))
+    travel, _ = roads.for_service(
+        service.settings, roads.places(techs, [p.job for p in pool], extra), roads.uploaded(session)
+    )
     return ReplanInput(
         name="appointment slots",
         timezone=service.settings.timezone,
@@ -207,8 +209,12 @@ def board(
     """The board for the plan as it stands: from the process's cache when nothing changed. On road
     times the asked job's `place` must be in the matrix, so it is part of the board (and its key)."""
     clock = board_clock(now)
-    extra = [place] if place is not None and service.settings.travel_metric != "great_circle" else []
+    given = roads.uploaded(session)
+    on_matrix = service.settings.travel_metric != "great_circle" or given is not None
+    extra = [place] if place is not None and on_matrix else []
     key = state_key(session, horizon, holds, clock, exclude) + repr([point_key(p) for p in extra])
+    if given is not None:
+        key += hashlib.sha256(given.model_dump_json().encode()).hexdigest()
     with service.boards_guard:
         found = service.boards.get(key)
     if isinstance(found, SlotBoard):

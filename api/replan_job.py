@@ -290,7 +290,8 @@ def load_input(service: Service, run_id: int) -> tuple[ReplanInput, list[date], 
         pool = [PoolJob(job=store.job_model(r), status=JobStatus(r.status)) for r in requests]
         techs = [store.technician_model(t) for t in store.technicians(session)]
         seen = store.fingerprint(session)
-    travel, _ = roads.for_service(service.settings, roads.places(techs, [p.job for p in pool]))
+        given = roads.uploaded(session)
+    travel, _ = roads.for_service(service.settings, roads.places(techs, [p.job for p in pool]), given)
     data = ReplanInput(
         name=f"re-plan run {run_id}",
         timezone=service.settings.timezone,

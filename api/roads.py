@@ -357,28 +357,73 @@ def road_matrix(
     return matrix
 
 
-def for_service(settings: Settings, places: list[GeoPoint]) -> tuple[TravelSettings, str | None]:
+def for_service(
+    settings: Settings, places: list[GeoPoint], given: TravelMatrix | None = None
+) -> tuple[TravelSettings, str | None]:
     """The travel settings a service's re-plan or slot question plans with (FIELDPLAN_TRAVEL_*),
-    read into a matrix over these places when they are roads."""
+    read into a matrix over these places when they are roads; times a dispatcher uploaded
+    (`PUT /v1/travel/matrix`) replace the computed ones for the pairs they cover."""
     travel = TravelSettings()
-    if settings.travel_metric == "great_circle" or not places:
+    note = None
+    if not places or (settings.travel_metric == "great_circle" and given is None):
         return travel, None
-    travel = TravelSettings(
-        metric=settings.travel_metric,
-        osm_file=settings.osm_file,
-        osrm_url=settings.osrm_url,
-        osrm_profile=settings.osrm_profile,
-        fallback=settings.travel_fallback,
+    matrix: TravelMatrix | None = None
+    if settings.travel_metric != "great_circle":
+        roads = TravelSettings(
+            metric=settings.travel_metric,
+            osm_file=settings.osm_file,
+            osrm_url=settings.osrm_url,
+            osrm_profile=settings.osrm_profile,
+            fallback=settings.travel_fallback,
+        )
+        cache = Path(settings.travel_cache) if settings.travel_cache else default_cache()
+        try:
+            matrix = road_matrix(roads, places, cache=cache)
+            note = f"travel: road times from {matrix.source}"
+        except RoadsUnavailable as exc:
+            if not roads.fallback:
+                raise
+            log.warning("roads unavailable, planning on great-circle times: %s", exc)
+            note = f"travel: FALLBACK to great-circle times ({exc})"
+    if given is not None:
+        matrix = overlay(matrix or _crow(places, travel), given)
+        note = (note + "; " if note else "travel: ") + f"uploaded times for {len(given.locations)} places"
+    return TravelSettings(metric="matrix", matrix=matrix), note
+
+
+def _crow(places: list[GeoPoint], travel: TravelSettings) -> TravelMatrix:
+    points = np.array([[p.lat, p.lon] for p in places], dtype=np.float64)
+    km, minutes = GreatCircle(travel.speed_kmh, travel.road_factor).matrices(points)
+    return _as_matrix(places, minutes, km, "great circle")
+
+
+def overlay(base: TravelMatrix, given: TravelMatrix) -> TravelMatrix:
+    """`base` with the pairs `given` covers replaced by its times (and distances, where it has them)."""
+    at = {point_key(p): i for i, p in enumerate(given.locations)}
+    rows = [(i, at[point_key(p)]) for i, p in enumerate(base.locations) if point_key(p) in at]
+    if not rows:
+        return base
+    minutes = np.array(base.minutes)
+    km = np.array(base.km) if base.km is not None else None
+    mine, theirs = np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
+    minutes[np.ix_(mine, mine)] = np.array(given.minutes)[np.ix_(theirs, theirs)]
+    if km is not None and given.km is not None:
+        km[np.ix_(mine, mine)] = np.array(given.km)[np.ix_(theirs, theirs)]
+    return base.model_copy(
+        update={
+            "minutes": minutes.tolist(),
+            "km": km.tolist() if km is not None else None,
+            "source": f"{base.source} + uploaded",
+        }
     )
-    cache = Path(settings.travel_cache) if settings.travel_cache else default_cache()
-    try:
-        matrix = road_matrix(travel, places, cache=cache)
-        return TravelSettings(metric="matrix", matrix=matrix), f"travel: road times from {matrix.source}"
-    except RoadsUnavailable as exc:
-        if not travel.fallback:
-            raise
-        log.warning("roads unavailable, planning on great-circle times: %s", exc)
-        return TravelSettings(), f"travel: FALLBACK to great-circle times ({exc})"
+
+
+def uploaded(session: Any) -> TravelMatrix | None:
+    """The matrix a dispatcher uploaded, if any."""
+    from api.tables import TravelMatrixRow
+
+    row = session.get(TravelMatrixRow, "current")
+    return TravelMatrix.model_validate(row.spec) if row is not None else None
 
 
 def default_cache() -> Path:

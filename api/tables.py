@@ -334,6 +334,17 @@ class SecretRow(Base):
     value: Mapped[str] = mapped_column(String(128))
 
 
+class TravelMatrixRow(Base):
+    """Travel times a dispatcher uploaded (`PUT /v1/travel/matrix`): they replace computed times for
+    the pairs of places they cover."""
+
+    __tablename__ = "travel_matrices"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(comment="models.TravelMatrix")
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class GeocodeRow(Base):
     __tablename__ = "geocode_cache"
 

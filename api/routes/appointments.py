@@ -320,7 +320,8 @@ def _visit_removed(
             assert tech_row is not None
             tech = store.technician_model(tech_row)
             # Measured with the travel times the service plans with (road times when configured).
-            travel, _ = roads.for_service(service.settings, roads.places([tech], [], list(points.values())))
+            places = roads.places([tech], [], list(points.values()))
+            travel, _ = roads.for_service(service.settings, places, roads.uploaded(session))
             out[(route.technician_id, route.date)] = without_visit(route, row.id, tech, points, travel)
     return out
 

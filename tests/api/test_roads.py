@@ -8,6 +8,7 @@ import re
 import socket
 import threading
 from collections.abc import Iterator
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
@@ -232,3 +233,32 @@ def test_the_service_plans_and_offers_slots_on_road_times(tmp_path: Path, db_url
             assert asked.status_code == 200 and asked.json()["slots"], asked.text
     finally:
         service.close()
+
+
+def test_uploaded_travel_times_replace_the_computed_ones(client: TestClient, keys: Keys) -> None:
+    d = bearer(keys.dispatcher)
+    home, far = GeoPoint(lat=45.76, lon=4.84), GeoPoint(lat=45.77, lon=4.85)
+    assert (
+        client.post("/v1/technicians", json=tech("T1", lat=home.lat, lon=home.lon), headers=d).status_code
+        == 201
+    )
+    assert client.post("/v1/requests", json=job("R1", lat=far.lat, lon=far.lon), headers=d).status_code == 201
+    bad = client.put(
+        "/v1/travel/matrix", json={"locations": [home.model_dump()], "minutes": [[0, 1]]}, headers=d
+    )
+    assert bad.status_code == 422 and "1 x 1" in bad.text
+    slow = {
+        "locations": [home.model_dump(), far.model_dump()],
+        "minutes": [[0, 200], [200, 0]],
+        "source": "ferry",
+    }
+    put = client.put("/v1/travel/matrix", json=slow, headers=d)
+    assert put.status_code == 200 and put.json() == {"places": 2, "source": "ferry"}
+    assert client.get("/v1/travel/matrix", headers=d).json()["minutes"] == [[0, 200], [200, 0]]
+    plan_day(client, keys)
+    plan = client.get("/v1/plans/current", headers=d).json()
+    route = plan["routes"][0]
+    start, arrival = route["start"], route["visits"][0]["arrival"]
+    assert (datetime.fromisoformat(arrival) - datetime.fromisoformat(start)).total_seconds() >= 200 * 60
+    assert client.delete("/v1/travel/matrix", headers=d).status_code == 204
+    assert client.get("/v1/travel/matrix", headers=d).status_code == 404
