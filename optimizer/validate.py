@@ -49,6 +49,11 @@ def travel_minutes(scenario: Scenario, a: GeoPoint, b: GeoPoint) -> float:
         assert t.matrix is not None
         index = _matrix_index(t.matrix)
         return float(t.matrix.minutes[index[point_key(a)]][index[point_key(b)]])
+    if t.metric in ("osm", "osrm"):
+        raise ValueError(
+            f"travel metric {t.metric!r}: read the roads into a matrix first (api.roads.resolve); "
+            "a plan on road times is never checked against crow-flies times"
+        )
     if t.metric == "planar":
         km = math.hypot(a.lat - b.lat, a.lon - b.lon) * t.planar_km_per_unit
     else:
