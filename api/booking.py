@@ -58,8 +58,9 @@ PLAN_WRITE = "plan-write"
 #: A board's clock moves in steps of this many minutes (jobs are clipped to it); exact "now" is
 #: applied to each question, so no window before the real clock is ever offered.
 CLOCK_STEP_MINUTES = 5
-#: Boards kept per process (one per distinct plan state and horizon asked about).
-BOARDS_KEPT = 4
+#: Boards kept per process (one per distinct plan state and horizon asked about; a 2,000-visit
+#: week's board holds about 100 MB of matrices).
+BOARDS_KEPT = 2
 
 
 def lock_plan(session: Session, now: datetime) -> None:
