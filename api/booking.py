@@ -285,7 +285,7 @@ def write_routes(
         horizon_days=(last - first).days + 1,
         routes=routes,
         unassigned=left,
-        kpis=_kpis(session, routes, left, days),
+        kpis=_kpis(session, routes, left, days, service.settings.timezone),
         solver=SolverStats(status="BOOKING", wall_seconds=0.0, seed=0, time_limit_seconds=0.0),
     )
     publish = [d for d in days if d in pointers and pointers[d].published_version_id is not None]
@@ -301,7 +301,9 @@ def write_routes(
     )
 
 
-def _kpis(session: Session, routes: list[Route], left: list[Unassigned], days: list[date]) -> Any:
+def _kpis(
+    session: Session, routes: list[Route], left: list[Unassigned], days: list[date], timezone: str
+) -> Any:
     """The changed days' KPIs, from the requests as stored (windows dropped: only counts, travel,
     priority, lateness and utilisation are read)."""
     ids = {v.job_id for r in routes for v in r.visits} | {u.job_id for u in left}
@@ -327,7 +329,7 @@ def _kpis(session: Session, routes: list[Route], left: list[Unassigned], days: l
     known = {j.id for j in jobs}
     scenario = Scenario(
         name="kpis",
-        timezone="UTC",
+        timezone=timezone,  # a `due` without an offset is local time, as everywhere
         horizon=Horizon(start=days[0], days=(days[-1] - days[0]).days + 1),
         technicians=[
             t.model_copy(update={"shifts": [s for s in t.shifts if s.date in set(days)]})

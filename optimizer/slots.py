@@ -475,26 +475,30 @@ class SlotBoard:
         p, cs = self.problem, self.costs
         tm = self._narrowed(j, w.lo, w.hi)
         pos, how = int(row[POSITION]), int(row[HOW])
+        # The route is edited in place and put back (copying every route per slot would cost more
+        # than the question).
         scratch = self.rt
         saved = _save(scratch, v)
         before = _starts(tm, scratch, v)
         pushed: list[str] = []
         lost = 0.0
-        if how == REPLACE:
-            u = int(row[DISPLACED])
-            pushed = [p.jobs[u].id]
-            lost = self.options.weights.unserved_by_priority.get(int(p.priority[u]), 0.0)
-            a, b = scratch.nodes[v, pos - 1], scratch.nodes[v, pos + 1]
-            added = float(tm.travel[a, j] + tm.travel[j, b] - tm.travel[a, u] - tm.travel[u, b])
-            kernel.remove(tm, scratch, v, pos, 1)
-            kernel.insert(tm, scratch, v, pos - 1, j)
-        else:
-            a, b = scratch.nodes[v, pos], scratch.nodes[v, pos + 1]
-            added = float(tm.travel[a, j] + tm.travel[j, b] - tm.travel[a, b])
-            kernel.insert(tm, scratch, v, pos, j)
-        after = _starts(tm, scratch, v)
-        new_end = int(scratch.vend[v, DAY_END])
-        _restore(scratch, v, saved)
+        try:
+            if how == REPLACE:
+                u = int(row[DISPLACED])
+                pushed = [p.jobs[u].id]
+                lost = self.options.weights.unserved_by_priority.get(int(p.priority[u]), 0.0)
+                a, b = scratch.nodes[v, pos - 1], scratch.nodes[v, pos + 1]
+                added = float(tm.travel[a, j] + tm.travel[j, b] - tm.travel[a, u] - tm.travel[u, b])
+                kernel.remove(tm, scratch, v, pos, 1)
+                kernel.insert(tm, scratch, v, pos - 1, j)
+            else:
+                a, b = scratch.nodes[v, pos], scratch.nodes[v, pos + 1]
+                added = float(tm.travel[a, j] + tm.travel[j, b] - tm.travel[a, b])
+                kernel.insert(tm, scratch, v, pos, j)
+            after = _starts(tm, scratch, v)
+            new_end = int(scratch.vend[v, DAY_END])
+        finally:
+            _restore(scratch, v, saved)
         shift_end = int(tm.veh[v, SHIFT_END])
         old_end = int(self.rt.vend[v, DAY_END]) if int(self.rt.size[v]) else shift_end
         overtime = max(0, new_end - shift_end) - max(0, old_end - shift_end)
@@ -730,7 +734,8 @@ def board_for(data: SlotInput) -> SlotBoard:
 
 
 def find_slots(data: SlotInput, board: SlotBoard | None = None) -> SlotAnswer:
-    """The best arrival windows for the query's job, best first, and the earliest ones not offered."""
+    """The best arrival windows for the query's job, best first, and the earliest ones not offered.
+    A `board` given is asked as it is (built for `data.base` and `data.holds`, kept by the caller)."""
     board = board or board_for(data)
     with board.lock:
         board.ask(data.query, data.base.not_before)
