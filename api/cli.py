@@ -222,7 +222,7 @@ def slots_cmd(
     candidate technician, cost breakdown, robustness; and the earliest windows not offered, with why."""
     from api.report import print_slots
     from models import Job
-    from optimizer.replan import PoolJob, ReplanInput
+    from optimizer.replan import input_of
     from optimizer.slots import SlotInput, SlotQuery, find_slots
 
     scenario, plan, violations = _checked(scenario_file, plan_file)
@@ -239,15 +239,7 @@ def slots_cmd(
         last = date.fromisoformat(latest) if latest else None
     except ValueError as exc:
         fail(f"--earliest/--latest: {exc}")
-    base = ReplanInput(
-        name=scenario.name,
-        timezone=scenario.timezone,
-        horizon=scenario.horizon,
-        travel=scenario.travel,
-        technicians=scenario.technicians,
-        pool=[PoolJob(job=j) for j in scenario.jobs],
-        previous=plan.routes,
-    )
+    base = input_of(scenario, plan.routes)
     query = SlotQuery(job=job, window_minutes=window, max_slots=max_slots, earliest=first, latest=last)
     answer = find_slots(SlotInput(base=base, query=query))
     if as_json:

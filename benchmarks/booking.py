@@ -32,7 +32,7 @@ from datetime import time as dtime
 
 from models import Job, Plan, Scenario, Window
 from optimizer import SolveOptions, solve, validate_plan
-from optimizer.replan import PoolJob, ReplanInput, replan
+from optimizer.replan import ReplanInput, input_of, replan
 from optimizer.slots import Preferences, SlotBoard, SlotInput, SlotQuery, apply_placement, find_slots, place
 from scenarios.families import family_scenario
 
@@ -40,16 +40,7 @@ ITERATIONS = 1500
 
 
 def base_of(scenario: Scenario, plan: Plan, options: SolveOptions) -> ReplanInput:
-    return ReplanInput(
-        name=scenario.name,
-        timezone=scenario.timezone,
-        horizon=scenario.horizon,
-        travel=scenario.travel,
-        technicians=scenario.technicians,
-        pool=[PoolJob(job=j) for j in scenario.jobs],
-        previous=plan.routes,
-        options=options,
-    )
+    return input_of(scenario, plan.routes, options=options)
 
 
 def customer_job(job: Job, k: int) -> Job:

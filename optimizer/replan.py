@@ -80,6 +80,28 @@ class ReplanInput(BaseModel):
     )
 
 
+def input_of(
+    scenario: Scenario,
+    previous: list[Route],
+    *,
+    options: SolveOptions | None = None,
+    not_before: datetime | None = None,
+) -> ReplanInput:
+    """A scenario and the routes of its plan as a re-plan's (or a slot question's) input: every job
+    open, the plan its previous routes (the command line, the benchmarks, tests)."""
+    return ReplanInput(
+        name=scenario.name,
+        timezone=scenario.timezone,
+        horizon=scenario.horizon,
+        travel=scenario.travel,
+        technicians=scenario.technicians,
+        pool=[PoolJob(job=j) for j in scenario.jobs],
+        previous=previous,
+        not_before=not_before,
+        options=options or SolveOptions(),
+    )
+
+
 class ReplanResult(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -35,7 +35,7 @@ from api.schemas import (
 from api.security import Principal, Role
 from api.tables import CurrentPlanRow, HoldRow, RequestRow, TechnicianRow
 from models import Horizon, Job, JobStatus, ReasonCode, Route
-from optimizer.slots import SlotQuery, SlotUnavailable, without_visit
+from optimizer.slots import Placement, SlotQuery, SlotUnavailable, without_visit
 
 router = APIRouter(prefix="/v1/appointments", tags=["appointments"], responses=PROTECTED)
 Booker = Annotated[Principal, Depends(require(Role.DISPATCHER, Role.ADMIN, Role.BOOKING))]
@@ -127,7 +127,7 @@ def slots(body: SlotsRequest, session: SessionDep, service: ServiceDep, _: Booke
 
 def _placed(
     session: Session, service: Service, payload: booking.SlotPayload, *, but: list[str], exclude: str | None
-) -> tuple[Job, Any]:
+) -> tuple[Job, Placement]:
     """The slot against the plan as it is now (inside the plan-write lock): 409 when gone."""
     job = Job.model_validate(payload.job)
     day = payload.start.astimezone(service.tz).date()
@@ -150,6 +150,21 @@ def _placed(
             raise Conflict(
                 f"the slot {when} can no longer be kept: {gone.detail}", code=gone.reason.value
             ) from None
+
+
+def _booked(
+    request_id: str, payload: booking.SlotPayload, placement: Placement, version: int
+) -> BookingPublic:
+    return BookingPublic(
+        request_id=request_id,
+        job_id=request_id,
+        start=payload.start,
+        end=payload.end,
+        date=placement.route.date,
+        plan_version=version,
+        planned_technician_id=placement.route.technician_id,
+        pushed_out=placement.pushed_out,
+    )
 
 
 @router.post("/holds", status_code=status.HTTP_201_CREATED, response_model=HoldPublic)
@@ -274,18 +289,7 @@ def book(
             plan_version=version.id,
             pushed_out=placement.pushed_out,
         )
-        return jsonable_encoder(
-            BookingPublic(
-                request_id=row.id,
-                job_id=job.id,
-                start=payload.start,
-                end=payload.end,
-                date=placement.route.date,
-                plan_version=version.id,
-                planned_technician_id=placement.route.technician_id,
-                pushed_out=placement.pushed_out,
-            )
-        )
+        return jsonable_encoder(_booked(row.id, payload, placement, version.id))
 
     return idempotency.answer_once(
         session,
@@ -379,16 +383,7 @@ def move(
             was=was,
             to=now_window,
         )
-    return BookingPublic(
-        request_id=row.id,
-        job_id=job.id,
-        start=payload.start,
-        end=payload.end,
-        date=placement.route.date,
-        plan_version=version.id,
-        planned_technician_id=placement.route.technician_id,
-        pushed_out=placement.pushed_out,
-    )
+    return _booked(row.id, payload, placement, version.id)
 
 
 @router.delete("/{request_id}", response_model=AppointmentCancelled)

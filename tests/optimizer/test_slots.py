@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from models import Job, Plan, Scenario, Window
 from optimizer import SolveOptions, solve, validate_plan
-from optimizer.replan import PoolJob, ReplanInput, replan
+from optimizer.replan import ReplanInput, input_of, replan
 from optimizer.slots import (
     Hold,
     NotOfferedReason,
@@ -29,17 +29,7 @@ OPTIONS = SolveOptions(iterations=40, time_limit_seconds=10)
 
 
 def base_of(scenario: Scenario, plan: Plan, not_before: datetime | None = None) -> ReplanInput:
-    return ReplanInput(
-        name=scenario.name,
-        timezone=scenario.timezone,
-        horizon=scenario.horizon,
-        travel=scenario.travel,
-        technicians=scenario.technicians,
-        pool=[PoolJob(job=j) for j in scenario.jobs],
-        previous=plan.routes,
-        not_before=not_before,
-        options=OPTIONS,
-    )
+    return input_of(scenario, plan.routes, options=OPTIONS, not_before=not_before)
 
 
 def with_job(scenario: Scenario, extra: Job) -> Scenario:
