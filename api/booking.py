@@ -210,12 +210,10 @@ def board(
     """The board for the plan as it stands: from the process's cache when nothing changed. On road
     times the asked job's `place` must be in the matrix, so it is part of the board (and its key)."""
     clock = board_clock(now)
-    given = roads.uploaded(session)
-    on_matrix = service.settings.travel_metric != "great_circle" or given is not None
+    uploaded = roads.uploaded_at(session)  # the matrix itself is read only when a board is built
+    on_matrix = service.settings.travel_metric != "great_circle" or uploaded is not None
     extra = [place] if place is not None and on_matrix else []
-    key = state_key(session, horizon, holds, clock, exclude) + repr([point_key(p) for p in extra])
-    if given is not None:
-        key += hashlib.sha256(given.model_dump_json().encode()).hexdigest()
+    key = state_key(session, horizon, holds, clock, exclude) + repr(([point_key(p) for p in extra], uploaded))
     with service.boards_guard:
         found = service.boards.get(key)
     if isinstance(found, SlotBoard):

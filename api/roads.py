@@ -26,6 +26,7 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -424,6 +425,15 @@ def uploaded(session: Any) -> TravelMatrix | None:
 
     row = session.get(TravelMatrixRow, "current")
     return TravelMatrix.model_validate(row.spec) if row is not None else None
+
+
+def uploaded_at(session: Any) -> datetime | None:
+    """When the uploaded matrix last changed (None: there is none): a cheap key for caches."""
+    from sqlalchemy import select
+
+    from api.tables import TravelMatrixRow
+
+    return session.scalar(select(TravelMatrixRow.updated_at).where(TravelMatrixRow.name == "current"))  # type: ignore[no-any-return]
 
 
 def default_cache() -> Path:
