@@ -258,3 +258,27 @@ def test_a_booking_made_while_a_replan_runs_is_in_the_plan_it_stores(
         <= datetime.fromisoformat(slot["end"])
     )
     replan_job.shutdown_pool()
+
+
+def test_a_booking_on_a_published_day_is_published_at_once_and_sets_a_pending_proposal_aside(
+    client: TestClient, loaded: Keys, agent: str
+) -> None:
+    d = bearer(loaded.dispatcher)
+    plan_day(client, loaded)
+    assert client.post(f"/v1/days/{DAY}/publish", headers=d).status_code == 200
+    plan_day(client, loaded)  # a daytime re-plan of a published day: a proposal
+    assert client.get("/v1/plans/proposed", params={"date": DAY}, headers=d).status_code == 200
+    slot = ask(client, agent, job=new_job("PUB"), window_minutes=120)["slots"][0]
+    booked = client.post("/v1/appointments", json={"slot_token": slot["slot_token"]}, headers=bearer(agent))
+    assert booked.status_code == 201, booked.text
+    current = client.get("/v1/plans/current", params={"date": DAY}, headers=d).json()
+    assert current["published"] and current["plan_version"] == booked.json()["plan_version"]
+    assert "PUB" in {v["job_id"] for r in current["routes"] for v in r["visits"]}
+    assert client.get("/v1/plans/proposed", params={"date": DAY}, headers=d).status_code == 404
+    assert client.get("/v1/requests/PUB", headers=d).json()["status"] == "dispatched"
+    kinds = {n["kind"] for n in client.get("/v1/notices", headers=d).json()}
+    assert "proposal_replaced" in kinds
+    # The technician who goes sees it on their route (a new published version: a new ETag).
+    tkey = bearer(loaded.technician(booked.json()["planned_technician_id"]))
+    stops = client.get("/v1/me/route", params={"date": DAY}, headers=tkey).json()["stops"]
+    assert "PUB" in [s["job_id"] for s in stops]
