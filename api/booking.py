@@ -80,6 +80,7 @@ class SlotPayload(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     job: dict[str, Any]
+    address: str | None = None
     request_id: str | None
     start: datetime
     end: datetime

@@ -316,6 +316,7 @@ class HoldRow(Base):
     job_id: Mapped[str] = mapped_column(String(64), index=True)
     request_id: Mapped[str | None] = mapped_column(String(64))
     spec: Mapped[dict[str, Any]] = mapped_column(comment="models.Job of the slot query")
+    address: Mapped[str | None] = mapped_column(Text)
     start: Mapped[datetime] = mapped_column()
     end: Mapped[datetime] = mapped_column()
     technician_id: Mapped[str | None] = mapped_column(String(64))

@@ -21,6 +21,7 @@ from api.context import Service
 from api.deps import ServiceDep, SessionDep, require
 from api.errors import Conflict, NotFound
 from api.geocode import geocode
+from api.routes.requests import known_technicians
 from api.schemas import (
     PROTECTED,
     AppointmentCancelled,
@@ -65,6 +66,7 @@ def slots(body: SlotsRequest, session: SessionDep, service: ServiceDep, _: Booke
     now = service.now()
     with session.begin():
         request_id: str | None = None
+        address: str | None = None
         if body.request_id is not None:
             row = _request(session, body.request_id)
             job = Job.model_validate(row.spec)  # without its current promise: the question is a new one
@@ -74,6 +76,8 @@ def slots(body: SlotsRequest, session: SessionDep, service: ServiceDep, _: Booke
             given = body.job
             if given.id is not None and session.get(RequestRow, given.id) is not None:
                 raise Conflict(f"request {given.id!r} exists; ask with `request_id`")
+            known_technicians(session, given, ["body", "job"])
+            address = given.address
             location = given.location or geocode(
                 session, service.settings, given.address or "", ["body", "job", "address"]
             )
@@ -110,6 +114,7 @@ def slots(body: SlotsRequest, session: SessionDep, service: ServiceDep, _: Booke
                     session,
                     booking.SlotPayload(
                         job=spec,
+                        address=address,
                         request_id=request_id,
                         start=slot.start,
                         end=slot.end,
@@ -187,6 +192,7 @@ def hold(body: HoldCreate, session: SessionDep, service: ServiceDep, who: Booker
             job_id=job_id,
             request_id=payload.request_id,
             spec=payload.job,
+            address=payload.address,
             start=payload.start,
             end=payload.end,
             technician_id=payload.technician_id,
@@ -234,6 +240,7 @@ def book(
                 raise Conflict(f"the hold expired at {held.expires_at.astimezone(service.tz):%H:%M:%S}")
             payload = booking.SlotPayload(
                 job=held.spec,
+                address=held.address,
                 request_id=held.request_id,
                 start=held.start,
                 end=held.end,
@@ -261,6 +268,7 @@ def book(
                 id=job.id,
                 status=JobStatus.OPEN.value,
                 spec=job.model_dump(mode="json", exclude={"appointment"}),
+                address=payload.address,
                 reason=ReasonCode.NOT_PLANNED_YET.value,
                 reason_detail="booked",
             )

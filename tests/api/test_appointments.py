@@ -122,6 +122,9 @@ def test_bad_input_is_named(client: TestClient, loaded: Keys, agent: str) -> Non
     assert forged.status_code == 422 and "slot_token" in forged.text
     unknown = client.post("/v1/appointments/slots", json={"request_id": "NOPE"}, headers=bearer(agent))
     assert unknown.status_code == 404
+    stranger = new_job(excluded_technicians=["NOBODY"])
+    named = client.post("/v1/appointments/slots", json={"job": stranger}, headers=bearer(agent))
+    assert named.status_code == 422 and "excluded_technicians" in named.text and "NOBODY" in named.text
 
 
 def short_day(client: TestClient, keys: Keys) -> None:

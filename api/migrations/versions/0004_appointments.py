@@ -23,6 +23,7 @@ def upgrade() -> None:
         sa.Column("job_id", sa.String(length=64), nullable=False, index=True),
         sa.Column("request_id", sa.String(length=64), nullable=True),
         sa.Column("spec", sa.JSON(), nullable=False),
+        sa.Column("address", sa.Text(), nullable=True),
         sa.Column("start", sa.DateTime(timezone=True), nullable=False),
         sa.Column("end", sa.DateTime(timezone=True), nullable=False),
         sa.Column("technician_id", sa.String(length=64), nullable=True),
