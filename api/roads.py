@@ -58,6 +58,7 @@ CLASS_SPEED = {
     "road": 30.0,
 }
 DEFAULT_SPEED = 30.0
+KM_PER_DEGREE = 111.195
 #: From a place to its snapped road node and back, on foot or at parking speed.
 ACCESS_KMH = 10.0
 #: What an unreachable pair costs: a day's drive, so no plan ever pairs them.
@@ -98,6 +99,8 @@ class RoadGraph:
     km: Any
     usable: NDArray[np.int64]  # nodes of the largest strongly connected part
     source: str
+    _tree: Any = None  # the snapping index, built on first use
+    _scale: float = 1.0
 
     @classmethod
     def from_extract(cls, path: Path) -> RoadGraph:
@@ -176,20 +179,18 @@ class RoadGraph:
         )
 
     def snap(self, points: NDArray[np.float64]) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-        """Nearest usable node of each place, and the straight distance to it (km)."""
-        from scipy.spatial import cKDTree
+        """Nearest usable node of each place, and the straight distance to it (km: the tree works on
+        degrees with longitude scaled to the region's latitude, exact enough over snapping gaps)."""
+        if self._tree is None:
+            from scipy.spatial import cKDTree
 
-        scale = math.cos(math.radians(float(np.mean(self.lat[self.usable]))))
-        tree = cKDTree(np.column_stack([self.lat[self.usable], self.lon[self.usable] * scale]))
-        _, found = tree.query(np.column_stack([points[:, 0], points[:, 1] * scale]))
+            self._scale = math.cos(math.radians(float(np.mean(self.lat[self.usable]))))
+            self._tree = cKDTree(
+                np.column_stack([self.lat[self.usable], self.lon[self.usable] * self._scale])
+            )
+        degrees, found = self._tree.query(np.column_stack([points[:, 0], points[:, 1] * self._scale]))
         nodes = self.usable[np.asarray(found, dtype=np.int64)]
-        from optimizer.travel import haversine_km
-
-        gap = np.array(
-            [float(haversine_km(points[i : i + 1], np.array([[self.lat[n], self.lon[n]]]))[0, 0])
-             for i, n in enumerate(nodes.tolist())]
-        )  # fmt: skip
-        return nodes, gap
+        return nodes, np.asarray(degrees, dtype=np.float64) * KM_PER_DEGREE
 
     def matrix(self, places: list[GeoPoint]) -> TravelMatrix:
         from scipy.sparse.csgraph import dijkstra
