@@ -28,6 +28,7 @@ class ReasonCode(StrEnum):
     WINDOW_PASSED = "WINDOW_PASSED"
     PROMISE_BROKEN = "PROMISE_BROKEN"
     NOT_PLANNED_YET = "NOT_PLANNED_YET"
+    DAY_DISRUPTED = "DAY_DISRUPTED"
 
 
 class Visit(Strict):
