@@ -16,7 +16,6 @@ from optimizer import SolveOptions, solve
 from optimizer.intraday import (
     Budget,
     CurrentState,
-    CurrentVisit,
     Execution,
     IntradayInput,
     IntradayResult,
@@ -191,7 +190,7 @@ def test_the_emergency_is_planned_when_anyone_can_reach_it_in_time() -> None:
     emergency = _emergency(now, "J0030", hours=2.5)
     for policy in ("budget", "emergency_only", "full"):
         result = _run(now, emergencies=[emergency], policy=policy)  # type: ignore[arg-type]
-        tech, _, end = _visits(result)["EMERG"]
+        _, _, end = _visits(result)["EMERG"]
         assert end <= emergency.due, (policy, end)
     nothing = _run(now, emergencies=[emergency], policy="none")
     assert "EMERG" in {u.job_id for u in nothing.plan.unassigned}
@@ -230,7 +229,7 @@ def test_any_disruption_gives_a_valid_day_and_loses_no_job(
 ) -> None:
     """Whatever happens: validator-clean, frozen visits as they were, every job of the day either in
     a route or returned with a reason, nobody working after their absence starts."""
-    sc, plan = _day()
+    _, plan = _day()
     now = _at(f"{clock // 60:02d}:{clock % 60:02d}")
     execution = execution_as_planned(plan.routes, now)
     techs = [r.technician_id for r in plan.routes]
@@ -250,7 +249,7 @@ def test_any_disruption_gives_a_valid_day_and_loses_no_job(
     left = {u.job_id for u in result.plan.unassigned}
     for job_id in [*before, "EMERG"]:
         assert (job_id in at) != (job_id in left), job_id
-    for tid, frozen in result.frozen.items():
+    for frozen in result.frozen.values():
         for job_id in frozen:
             if before.get(job_id, ("", None))[1] is not None and job_id not in {
                 e.current.job_id for e in execution if e.current
