@@ -16,10 +16,22 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import replan_job, scheduler
+from api import outbox, replan_job, scheduler
 from api.context import Service
 from api.errors import install_handlers
-from api.routes import appointments, audit, calendar, health, keys, me, plans, requests, technicians, travel
+from api.routes import (
+    appointments,
+    audit,
+    calendar,
+    health,
+    intraday,
+    keys,
+    me,
+    plans,
+    requests,
+    technicians,
+    travel,
+)
 from api.security import Role, ensure_key
 from api.settings import Settings, get_settings
 
@@ -121,6 +133,7 @@ def create_app(
             with svc.sessions.begin() as session:
                 ensure_key(session, settings.admin_key, role=Role.ADMIN, label="FIELDPLAN_ADMIN_KEY")
         sched = None
+        deliverer = outbox.Deliverer(svc).start() if settings.webhook_urls else None
         if settings.scheduler:
             scheduler.on_startup(svc)
             sched = scheduler.start(svc)
@@ -129,6 +142,8 @@ def create_app(
         finally:
             if sched is not None:
                 sched.shutdown(wait=False)
+            if deliverer is not None:
+                deliverer.stop()
             if own:
                 replan_job.shutdown_pool()
                 svc.close()
@@ -144,6 +159,7 @@ def create_app(
             {"name": "service requests", "description": "dispatcher: jobs to plan"},
             {"name": "plans", "description": "dispatcher: re-plan, read and publish plans"},
             {"name": "technician", "description": "a technician's own route and visits"},
+            {"name": "the day", "description": "dispatcher: events of today and in-day re-optimisation"},
             {"name": "keys", "description": "admin: API keys"},
             {"name": "audit", "description": "dispatcher: who did what, and what must be told"},
         ],
@@ -164,7 +180,19 @@ def create_app(
             headers["Allow"] = ", ".join(sorted(allowed))
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 
-    for module in (technicians, requests, plans, appointments, travel, me, calendar, audit, keys, health):
+    for module in (
+        technicians,
+        requests,
+        plans,
+        appointments,
+        intraday,
+        travel,
+        me,
+        calendar,
+        audit,
+        keys,
+        health,
+    ):
         app.include_router(module.router)
     if settings.cors_origins:
         app.add_middleware(

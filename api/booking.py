@@ -234,6 +234,10 @@ def planned_ids(session: Session, service: Service, horizon: Horizon) -> set[str
 # --- writing a booking into the plan --------------------------------------------------------------
 
 
+#: How a notice names what wrote a new version of a published day.
+WHAT = {"booking": "a booking", "in-day": "an in-day re-optimisation"}
+
+
 def write_routes(
     session: Session,
     service: Service,
@@ -241,6 +245,7 @@ def write_routes(
     changes: dict[tuple[str, date], Route | None],
     left_out: dict[str, tuple[ReasonCode, str]],
     trigger: str,
+    status: str = "BOOKING",
 ) -> PlanVersionRow:
     """A new version for the days these route changes touch: the routes technicians see there, with
     the changed ones replaced, published at once where the day was published (the booking is a
@@ -268,8 +273,9 @@ def write_routes(
                 audience="dispatcher",
                 kind="proposal_replaced",
                 subject=str(day),
-                message=f"a booking changed the published plan of {day}; its pending proposal "
-                f"(version {pointer.proposed_version_id}) was set aside: request a new plan to re-propose",
+                message=f"{WHAT.get(trigger, trigger)} changed the published plan of {day}; its pending "
+                f"proposal (version {pointer.proposed_version_id}) was set aside: request a new plan "
+                "to re-propose",
             )
     routes += [r for r in changes.values() if r is not None and r.visits]
     routes.sort(key=lambda r: (r.date, r.technician_id))
@@ -285,7 +291,7 @@ def write_routes(
         routes=routes,
         unassigned=left,
         kpis=_kpis(session, routes, left, days, service.settings.timezone),
-        solver=SolverStats(status="BOOKING", wall_seconds=0.0, seed=0, time_limit_seconds=0.0),
+        solver=SolverStats(status=status, wall_seconds=0.0, seed=0, time_limit_seconds=0.0),
     )
     publish = [d for d in days if d in pointers and pointers[d].published_version_id is not None]
     return store.store_plan(

@@ -18,6 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from datetime import date
+from typing import Any
 
 from sqlalchemy import select
 
@@ -35,7 +36,9 @@ log = logging.getLogger("fieldplan.replan")
 LOCK = "replan"
 #: The pure re-plan step the worker runs; tests swap it for one that fails or hangs.
 SOLVER: Callable[[ReplanInput], ReplanResult] = replan
-_pool: ProcessPoolExecutor | None = None
+#: Worker processes by use: the re-plans', and the in-day re-optimisations' (which must not queue
+#: behind a 20-second re-plan).
+_pools: dict[str, ProcessPoolExecutor] = {}
 _pool_guard = threading.Lock()
 
 
@@ -57,29 +60,45 @@ def _watch_parent(parent: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def _worker_pool() -> ProcessPoolExecutor:
-    global _pool
+def _worker_pool(name: str = "replan") -> ProcessPoolExecutor:
     with _pool_guard:
-        if _pool is None:
-            _pool = ProcessPoolExecutor(
+        pool = _pools.get(name)
+        if pool is None:
+            pool = _pools[name] = ProcessPoolExecutor(
                 max_workers=1,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_start_worker,
                 initargs=(os.getpid(),),
             )
-        return _pool
+        return pool
 
 
-def shutdown_pool(*, kill: bool = False) -> None:
-    """Drop the worker pool (a new one starts on the next run); `kill` for a broken or hung worker."""
-    global _pool
+def shutdown_pool(*, kill: bool = False, name: str | None = None) -> None:
+    """Drop the worker pools (or the one named; a new one starts on the next run); `kill` for a
+    broken or hung worker."""
     with _pool_guard:
-        if _pool is not None:
+        for key in [name] if name is not None else list(_pools):
+            pool = _pools.pop(key, None)
+            if pool is None:
+                continue
             if kill:
-                for proc in list(getattr(_pool, "_processes", {}).values()):
+                for proc in list(getattr(pool, "_processes", {}).values()):
                     proc.kill()
-            _pool.shutdown(wait=False, cancel_futures=True)
-        _pool = None
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+def in_worker(fn: Callable[[Any], Any], data: Any, *, timeout: float, pool: str) -> Any:
+    """Run `fn(data)` in a worker process (OR-Tools and the compiled search hold the GIL): the web
+    process keeps serving. A worker that dies or overruns is killed; the next call starts another."""
+    future = _worker_pool(pool).submit(fn, data)
+    try:
+        return future.result(timeout=timeout)
+    except BrokenProcessPool:
+        shutdown_pool(kill=True, name=pool)
+        raise
+    except TimeoutError:
+        shutdown_pool(kill=True, name=pool)
+        raise RuntimeError(f"the solver did not return within {timeout:.0f} s") from None
 
 
 def nightly_horizon(service: Service) -> Horizon:
@@ -251,16 +270,8 @@ class _WrittenMeanwhile(Exception):
 
 
 def _solve(service: Service, data: ReplanInput, limit: float) -> ReplanResult:
-    future = _worker_pool().submit(SOLVER, data)
     timeout = service.settings.solve_timeout_seconds or limit * 3 + 120
-    try:
-        return future.result(timeout=timeout)  # type: ignore[no-any-return]
-    except BrokenProcessPool:
-        shutdown_pool(kill=True)
-        raise
-    except TimeoutError:
-        shutdown_pool(kill=True)
-        raise RuntimeError(f"the solver did not return within {timeout:.0f} s") from None
+    return in_worker(SOLVER, data, timeout=timeout, pool="replan")  # type: ignore[no-any-return]
 
 
 #: Runs that are the nightly re-plan (scheduled, caught up, or asked for now): they publish the

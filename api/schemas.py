@@ -26,6 +26,14 @@ JOB_EXAMPLE: dict[str, Any] = {
 }
 
 
+class Contact(Strict):
+    """How to reach the customer about this visit; used only for notices (new ETA, visit moved)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    phone: Annotated[str, Field(min_length=3, max_length=40, pattern=r"^[0-9+()./ -]+$")] | None = None
+    email: Annotated[str, Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
+
+
 class ServiceRequestCreate(Job):
     """A job as a dispatcher sends it: coordinates, or an address the service geocodes."""
 
@@ -36,6 +44,7 @@ class ServiceRequestCreate(Job):
     external_id: Annotated[str, Field(min_length=1, max_length=128)] | None = Field(
         None, description="the client's own id; a repeated POST with it returns the first result"
     )
+    contact: Contact | None = Field(None, description="the customer's contact details, for notices only")
 
     @model_validator(mode="after")
     def _somewhere(self) -> ServiceRequestCreate:
@@ -80,6 +89,7 @@ class ServiceRequestPublic(BaseModel):
     visit_status: VisitStatus | None
     failure_reason: str | None
     failures: int
+    contact: Contact | None = None
     created_at: datetime
     updated_at: datetime
 
@@ -353,3 +363,106 @@ class AppointmentCancelled(BaseModel):
     request_id: str
     status: JobStatus
     plan_version: int | None
+
+
+# --- the day as it happens -------------------------------------------------------------------------
+
+
+class TechnicianUnavailable(Strict):
+    """Off from `from` (ill, a breakdown), until `until` or the end of the day."""
+
+    type: Literal["technician_unavailable"]
+    technician_id: Identifier
+    from_: datetime = Field(alias="from")
+    until: datetime | None = None
+    reason: Annotated[str, Field(max_length=500)] | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TechnicianUnavailable:
+        if self.until is not None and self.until <= self.from_:
+            raise ValueError("`until` must be after `from`")
+        return self
+
+
+class Emergency(Strict):
+    """A new request, priority 1; `due` defaults to now + FIELDPLAN_EMERGENCY_SLA_HOURS."""
+
+    type: Literal["emergency"]
+    request: ServiceRequestCreate
+
+
+class VisitOverrun(Strict):
+    """The visit under way will end later than planned."""
+
+    type: Literal["visit_overrun"]
+    job_id: Identifier
+    expected_end: datetime
+
+
+class TechnicianDelay(Strict):
+    """Late by this many minutes on everything still to come (traffic, a flat tyre)."""
+
+    type: Literal["technician_delay"]
+    technician_id: Identifier
+    minutes: Annotated[float, Field(gt=0, le=720, allow_inf_nan=False)]
+
+
+DayEvent = Annotated[
+    TechnicianUnavailable | Emergency | VisitOverrun | TechnicianDelay, Field(discriminator="type")
+]
+
+
+class ReoptimiseBody(Strict):
+    max_changed_visits_per_technician: Annotated[int, Field(ge=0, le=1000)] | None = Field(
+        None, description="default FIELDPLAN_MAX_CHANGED_VISITS_PER_TECHNICIAN"
+    )
+    max_eta_shift_minutes: Annotated[float, Field(ge=0, le=1440, allow_inf_nan=False)] | None = Field(
+        None,
+        description="a start moved more than this counts as a change; "
+        "default FIELDPLAN_MAX_ETA_SHIFT_MINUTES",
+    )
+
+
+class DayNotice(BaseModel):
+    id: int
+    audience: str
+    kind: str
+    technician_id: str | None
+    job_id: str | None
+    message: str
+
+
+class ReoptimisePublic(BaseModel):
+    plan_version: int
+    diff: list[Any] = Field(description="per technician: visits added, removed, re-ordered, re-timed")
+    customers: list[Any] = Field(description="per customer whose visit moved: the ETA before and after")
+    notices: list[DayNotice]
+    returned: list[Unassigned] = Field(description="visits of the day that went back to the pool")
+    frozen: dict[str, list[str]] = Field(description="per technician: the visits that could not move")
+
+
+class DayEventPublic(BaseModel):
+    id: int
+    day: date
+    type: str
+    technician_id: str | None
+    job_id: str | None
+    payload: dict[str, Any]
+    created_by: str
+    created_at: datetime
+    reoptimised: ReoptimisePublic | None = Field(
+        None, description="the re-optimisation it started (FIELDPLAN_AUTO_REOPTIMISE)"
+    )
+
+
+class PositionReport(Strict):
+    lat: Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
+    lon: Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
+    at: datetime | None = Field(None, description="when it was measured; default now")
+
+
+class PositionPublic(BaseModel):
+    technician_id: str
+    lat: float
+    lon: float
+    at: datetime

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.common import ClockTime
@@ -54,6 +54,31 @@ class Settings(BaseSettings):
     travel_cache: str | None = Field(
         None, description="folder of cached road matrices; default ~/.cache/fieldplan/travel"
     )
+    emergency_sla_hours: Annotated[float, Field(gt=0, le=72)] = Field(
+        4.0, description="an emergency posted without a `due` must be finished within this many hours"
+    )
+    max_changed_visits_per_technician: Annotated[int, Field(ge=0, le=1000)] = Field(
+        2, description="in-day re-optimisation: visits of one technician it may add, take away or re-time"
+    )
+    max_eta_shift_minutes: Annotated[float, Field(ge=0, le=1440)] = Field(
+        30.0, description="in-day re-optimisation: a visit whose start moves more than this is a change"
+    )
+    auto_reoptimise: bool = Field(
+        False, description="re-optimise the day at once after every event posted for today"
+    )
+    intraday_seconds: Annotated[float, Field(gt=0, le=600)] = Field(
+        30.0, description="an in-day re-optimisation that has not answered by then fails (the plan stays)"
+    )
+    webhook_urls: list[str] = Field(
+        default_factory=list, description="notices (technicians, customers, dispatchers) are POSTed here"
+    )
+    webhook_secret: str | None = Field(
+        None, description="signs each webhook body (HMAC-SHA256, header X-Fieldplan-Signature)"
+    )
+    webhook_retry_seconds: Annotated[float, Field(gt=0, le=3600)] = Field(
+        5.0, description="first retry of a failed delivery; doubled per attempt up to an hour"
+    )
+    webhook_max_attempts: Annotated[int, Field(ge=1, le=100)] = 10
     scheduler: bool = Field(True, description="run the nightly scheduler inside `fieldplan serve`")
     lock_stale_seconds: Annotated[float, Field(gt=0)] = 120.0
     geocoder: Literal["nominatim"] = "nominatim"
@@ -71,6 +96,12 @@ class Settings(BaseSettings):
     test_pause_at: str | None = Field(
         None, description="TESTING ONLY: 'POINT:SECONDS' pauses a plan write there (fault-injection tests)"
     )
+
+    @model_validator(mode="after")
+    def _signed(self) -> Settings:
+        if self.webhook_urls and not self.webhook_secret:
+            raise ValueError("webhook_urls needs webhook_secret (receivers check each body's signature)")
+        return self
 
     @field_validator("database_url")
     @classmethod

@@ -309,9 +309,35 @@ def touch_route(session: Session, technician_id: str | None) -> None:
 
 
 def notify(
-    session: Session, *, now: datetime, audience: str, kind: str, subject: str, message: str, **detail: object
+    session: Session,
+    *,
+    now: datetime,
+    audience: str,
+    kind: str,
+    subject: str,
+    message: str,
+    technician_id: str | None = None,
+    job_id: str | None = None,
+    plan_version_id: int | None = None,
+    recipient: dict[str, Any] | None = None,
+    **detail: object,
 ) -> NoticeRow:
-    row = NoticeRow(at=now, audience=audience, kind=kind, subject=subject, message=message, detail=detail)
+    """Something someone must be told, into the outbox (`api.outbox` delivers it to the webhooks)."""
+    row = NoticeRow(
+        at=now,
+        audience=audience,
+        kind=kind,
+        subject=subject,
+        message=message,
+        detail=detail,
+        technician_id=technician_id,
+        job_id=job_id,
+        plan_version_id=plan_version_id,
+        recipient=recipient,
+        delivery="pending",
+        attempts=0,
+        next_attempt_at=now,
+    )
     session.add(row)
     return row
 

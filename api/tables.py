@@ -112,6 +112,10 @@ class RequestRow(Base):
     reason_detail: Mapped[str | None] = mapped_column(Text)
     promise_start: Mapped[datetime | None] = mapped_column(comment="the window promised to the customer")
     promise_end: Mapped[datetime | None] = mapped_column()
+    contact: Mapped[dict[str, Any] | None] = mapped_column(
+        comment="the customer's name, phone, email: notices only"
+    )
+    visit_reported_at: Mapped[datetime | None] = mapped_column(comment="when the technician last reported")
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -293,6 +297,19 @@ class NoticeRow(Base):
     subject: Mapped[str] = mapped_column(String(100), index=True)
     message: Mapped[str] = mapped_column(Text)
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    technician_id: Mapped[str | None] = mapped_column(String(64))
+    job_id: Mapped[str | None] = mapped_column(String(64))
+    plan_version_id: Mapped[int | None] = mapped_column(Integer)
+    recipient: Mapped[dict[str, Any] | None] = mapped_column(comment="a customer's contact details")
+    # The outbox: each notice goes to every configured webhook once (`api.outbox`).
+    delivery: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column()
+    delivered_at: Mapped[datetime | None] = mapped_column()
+    delivered_to: Mapped[list[Any] | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_notices_delivery", "delivery", "next_attempt_at"),)
 
 
 class FeedTokenRow(Base):
@@ -355,3 +372,31 @@ class GeocodeRow(Base):
     provider: Mapped[str] = mapped_column(String(32))
     display_name: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DayEventRow(Base):
+    """Something that happened during a day (an absence, an emergency, an overrun, a delay): who
+    said it and when. The in-day re-optimisation reads them as execution state."""
+
+    __tablename__ = "day_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    day: Mapped[date] = mapped_column(Date, index=True)
+    type: Mapped[str] = mapped_column(String(32))
+    technician_id: Mapped[str | None] = mapped_column(String(64))
+    job_id: Mapped[str | None] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column()
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column()
+
+
+class PositionRow(Base):
+    """A technician's reported position: where their day goes on from, when they are between visits."""
+
+    __tablename__ = "technician_positions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    technician_id: Mapped[str] = mapped_column(String(64), index=True)
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    at: Mapped[datetime] = mapped_column(index=True)

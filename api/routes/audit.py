@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from api.deps import Dispatcher, SessionDep
@@ -33,6 +33,15 @@ class NoticePublic(BaseModel):
     subject: str
     message: str
     detail: dict[str, Any]
+    technician_id: str | None = None
+    job_id: str | None = None
+    plan_version_id: int | None = None
+    recipient: dict[str, Any] | None = Field(None, description="a customer's contact details")
+    delivery: str = Field(description="pending, delivered (to every webhook) or failed (gave up)")
+    attempts: int
+    delivered_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None
 
 
 @router.get("/v1/audit", response_model=list[AuditPublic])
@@ -57,10 +66,17 @@ def notices(
     session: SessionDep,
     _: Dispatcher,
     subject: Annotated[str | None, Query(max_length=100)] = None,
+    audience: Annotated[Literal["dispatcher", "technician", "customer"] | None, Query()] = None,
+    delivery: Annotated[Literal["pending", "delivered", "failed"] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[NoticePublic]:
-    """What someone must be told (a promise that cannot be kept, a withdrawn appointment); newest first."""
+    """What someone must be told (a promise that cannot be kept, a route changed, a customer's new
+    ETA), with its delivery to the webhooks; newest first."""
     query = select(NoticeRow).order_by(NoticeRow.id.desc()).limit(limit)
     if subject is not None:
         query = query.where(NoticeRow.subject == subject)
+    if audience is not None:
+        query = query.where(NoticeRow.audience == audience)
+    if delivery is not None:
+        query = query.where(NoticeRow.delivery == delivery)
     return [NoticePublic.model_validate(r, from_attributes=True) for r in session.scalars(query)]

@@ -6,17 +6,26 @@ a job that does not exist, so ids cannot be probed.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import APIRouter, Request, Response
 from sqlalchemy import select
 
 from api import audit, lifecycle, store
 from api.deps import CurrentTechnician, DayQuery, ServiceDep, SessionDep, TechnicianKey
-from api.errors import Conflict, NotFound
+from api.errors import Conflict, NotFound, Unprocessable
 from api.exports import FeatureCollection, to_geojson
 from api.routebody import my_route, published_pointer, route_body
 from api.routes.requests import public
-from api.schemas import PROTECTED, RoutePublic, ServiceRequestPublic, VisitStatusUpdate
-from api.tables import CurrentPlanRow, RequestRow, TechnicianRow
+from api.schemas import (
+    PROTECTED,
+    PositionPublic,
+    PositionReport,
+    RoutePublic,
+    ServiceRequestPublic,
+    VisitStatusUpdate,
+)
+from api.tables import CurrentPlanRow, PositionRow, RequestRow, TechnicianRow
 from models import VISIT_TO_JOB, Job, JobStatus, VisitStatus
 from optimizer.replan import raised_priority
 
@@ -88,6 +97,7 @@ def set_visit_status(
         pointer = session.get(CurrentPlanRow, req.planned_date) if req.planned_date else None
         lifecycle.move(req, target)
         req.visit_status = body.status.value
+        req.visit_reported_at = service.now()
         req.visit_version_id = pointer.published_version_id if pointer else None
         if body.status == VisitStatus.FAILED:
             req.failure_reason = body.reason
@@ -104,3 +114,22 @@ def set_visit_status(
             reason=body.reason,
         )
     return public(req)
+
+
+@router.post("/v1/me/position", response_model=PositionPublic, status_code=201)
+def report_position(
+    body: PositionReport, session: SessionDep, service: ServiceDep, me: CurrentTechnician
+) -> PositionPublic:
+    """Where I am: the in-day re-optimisation plans the rest of my day from here when I am between
+    visits (a visit under way or driven to is where I will be next, whatever I report)."""
+    now = service.now()
+    at = body.at or now
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=service.tz)
+    if at > now + timedelta(minutes=1):
+        raise Unprocessable(["body", "at"], "a position cannot be reported for the future")
+    if at.astimezone(service.tz).date() != service.today():
+        raise Unprocessable(["body", "at"], "only today's positions are kept")
+    with session.begin():
+        session.add(PositionRow(technician_id=me, lat=body.lat, lon=body.lon, at=at))
+    return PositionPublic(technician_id=me, lat=body.lat, lon=body.lon, at=at)

@@ -19,6 +19,7 @@ from api.schemas import (
     BulkItem,
     BulkRequestsCreate,
     BulkResult,
+    Contact,
     Promise,
     ServiceRequestCreate,
     ServiceRequestPublic,
@@ -54,6 +55,7 @@ def public(row: RequestRow) -> ServiceRequestPublic:
         visit_status=row.visit_status,  # type: ignore[arg-type]
         failure_reason=row.failure_reason,
         failures=row.failures,
+        contact=Contact.model_validate(row.contact) if row.contact else None,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
@@ -75,12 +77,12 @@ def known_technicians(session: Session, job: Job | ServiceRequestCreate, loc: li
             raise Unprocessable(where, f"unknown technician {tid!r}")
 
 
-def _to_row(
+def to_row(
     session: Session, settings: Settings, body: ServiceRequestCreate, loc: list[str | int]
 ) -> RequestRow:
     known_technicians(session, body, loc)
     location = body.location or geocode(session, settings, body.address or "", [*loc, "address"])
-    data = body.model_dump(exclude={"address", "external_id", "location"})
+    data = body.model_dump(exclude={"address", "external_id", "location", "contact"})
     job = Job.model_validate({**data, "location": location.model_dump()})
     return RequestRow(
         id=job.id,
@@ -92,6 +94,7 @@ def _to_row(
         reason_detail="not planned yet",
         promise_start=job.appointment.start if job.appointment else None,
         promise_end=job.appointment.end if job.appointment else None,
+        contact=body.contact.model_dump(mode="json", exclude_none=True) if body.contact else None,
     )
 
 
@@ -129,7 +132,7 @@ def create_request(
             if replayed is not None:
                 return replayed
             raise Conflict(f"request {body.id!r} exists; give a new id or repeat with its external_id")
-        row = _to_row(session, service.settings, body, ["body"])
+        row = to_row(session, service.settings, body, ["body"])
         session.add(row)
         audit.record(
             session,
@@ -185,7 +188,7 @@ def create_requests_bulk(
                 continue
             if req.id in known:
                 raise Conflict(f"requests[{i}]: request {req.id!r} exists; give a new id or an external_id")
-            session.add(_to_row(session, service.settings, req, ["body", "requests", i]))
+            session.add(to_row(session, service.settings, req, ["body", "requests", i]))
             items.append(BulkItem(id=req.id, outcome="created"))
         created = sum(it.outcome == "created" for it in items)
         audit.record(
