@@ -81,6 +81,7 @@ class SlotPayload(BaseModel):
 
     job: dict[str, Any]
     address: str | None = None
+    contact: dict[str, Any] | None = None
     request_id: str | None
     start: datetime
     end: datetime

@@ -334,6 +334,7 @@ class HoldRow(Base):
     request_id: Mapped[str | None] = mapped_column(String(64))
     spec: Mapped[dict[str, Any]] = mapped_column(comment="models.Job of the slot query")
     address: Mapped[str | None] = mapped_column(Text)
+    contact: Mapped[dict[str, Any] | None] = mapped_column()
     start: Mapped[datetime] = mapped_column()
     end: Mapped[datetime] = mapped_column()
     technician_id: Mapped[str | None] = mapped_column(String(64))

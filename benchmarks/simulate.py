@@ -2,6 +2,7 @@
 
     python -m benchmarks.simulate [--days 10] [--technicians 12] [--per-day 45] [--time-limit 5]
                                   [--policies greedy,scratch,stable] [--seed 1] [--out DIR]
+    python -m benchmarks.simulate --intraday ...   (one disrupted day: `benchmarks/intraday.py`)
 
 Each night runs `optimizer.replan.replan`, the very function the service's nightly job calls, over
 today and the next working days. The day is then executed: actual durations vary, a few visits fail
@@ -312,6 +313,11 @@ def plot(per_policy: dict[str, list[DayStats]], path: Path) -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args_in = sys.argv[1:] if argv is None else argv
+    if "--intraday" in args_in:  # the disrupted day: its own script, its own options
+        from benchmarks import intraday
+
+        return intraday.main([a for a in args_in if a != "--intraday"])
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--days", type=int, default=10, help="working days simulated")
     parser.add_argument("--technicians", type=int, default=12)

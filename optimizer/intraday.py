@@ -155,6 +155,11 @@ class TechnicianDiff(BaseModel):
         default_factory=list, description="kept, but starting > max_eta_shift later or earlier"
     )
     changed_visits: int = 0
+    chosen: int = Field(
+        0,
+        description="changes the re-optimisation chose, against the day as it goes without it (what "
+        "the budget limits; an overrun's own delay is not one)",
+    )
 
 
 class CustomerEta(BaseModel):
@@ -276,13 +281,23 @@ def _freeze(
             end = start + timedelta(minutes=job.duration_minutes)
             if cur.expected_end is not None:
                 end = max(end if cur.state != CurrentState.STARTED else start, tz.local(cur.expected_end))
-            prefix.append(Visit(job_id=job.id, arrival=min(arrival, start), start=start, end=end))
-            free = max(free, end)
-            place = job.location
+            off = tz.local(ex.unavailable_from) if ex.unavailable_from is not None else None
+            if cur.state == CurrentState.STARTED or off is None or start < off:
+                prefix.append(Visit(job_id=job.id, arrival=min(arrival, start), start=start, end=end))
+                free = max(free, end)
+                place = job.location
+            # else: driving to a visit they will not start (off from before it): it goes to others
         free += timedelta(minutes=ex.delay_minutes)
     free = _ceil_minute(free)
+    # The break counts as taken when it lay before the last visit that could not move began (or,
+    # with none under way, before now): a visit that overran through it leaves it still to take.
     brk = route.break_ if route else None
-    taken = (brk.start, brk.end) if brk is not None and tz.local(brk.start) < free else None
+    last = prefix[-1].start if prefix else now
+    taken = (
+        (brk.start, brk.end)
+        if brk is not None and tz.local(brk.end) <= max(last, now if not prefix else last)
+        else None
+    )
     lunch = tech.lunch if taken is None else None
     max_ot = tech.max_overtime_minutes
     rest: Shift | None = None
@@ -417,16 +432,23 @@ def reoptimise(data: IntradayInput) -> IntradayResult:
     emergencies.sort(key=lambda n: (int(problem.due_start[n]) if problem.due_start[n] >= 0 else INF, n))
     pool = [node_of[j] for j in data.pool if j in node_of and node_of[j] not in base_on]
 
+    # Emergencies already on a route and inside their SLA stay inside it, whatever comes next.
+    on_time = [n for n in base_on if problem.jobs[n].emergency and 0 <= base_start[n] <= problem.due_start[n]]
     if data.policy == "full":
-        rest, scenario = _full(data, scenario, problem, tm, rt, emergencies, (base_start, base_on))
+        rest, scenario = _full(data, scenario, problem, tm, rt, emergencies, (base_start, base_on), on_time)
     else:
         search = _Budgeted(problem, tm, rt, base_start, base_on, data.budget, limited=data.policy == "budget")
+        for node in on_time:
+            search._hold(node, int(problem.due_start[node]))
         if data.policy in ("budget", "emergency_only"):
             for node in emergencies:
                 search.place(node, displace=True)
         if data.policy == "budget":
             for node in sorted(set(orphans + search.displaced), key=lambda n: (int(problem.level[n]), n)):
-                search.place(node, displace=False)
+                if search.place(node, displace=False) or problem.level[node] != 0:
+                    continue
+                if not search.place(node, displace=False, slack=_PROMISE_SLACK):
+                    search.rescue(node, data.options)
             for node in sorted(pool, key=lambda n: (int(problem.level[n]), n)):
                 search.place(node, displace=False)
         rest = _plan_of(problem, tm, rt)
@@ -486,6 +508,8 @@ def reoptimise(data: IntradayInput) -> IntradayResult:
         solver=rest.solver,
     )
     diff, customers, notices = _diff(data, routes, day_routes, unassigned, jobs)
+    chosen = _chosen(problem, rest, base_start, base_on, data.budget)
+    diff = [d.model_copy(update={"chosen": chosen.get(d.technician_id, 0)}) for d in diff]
     return IntradayResult(
         plan=full,
         rest=rest,
@@ -555,6 +579,46 @@ class _Budgeted:
         self.buf = np.zeros(rt.nodes.shape[1], dtype=np.int64)
         self.displaced: list[int] = []
 
+    def rescue(self, node: int, options: SolveOptions) -> bool:
+        """A promised visit no insertion keeps: let the search re-order the routes of the few
+        technicians nearest to it (with it added), and keep the result only when it plans every visit
+        those routes had, and each of those technicians stays within the budget (plus the slack a
+        promise earns)."""
+        p, tm, rt = self.p, self.tm, self.rt
+        near = sorted(
+            p.allowed[node].tolist(),
+            key=lambda v: min(int(tm.travel[node, int(x)]) for x in rt.nodes[v, : rt.size[v] + 2]),
+        )[:_RESCUE_TECHNICIANS]
+        if not near:
+            return False
+        before = {v: rt.nodes[v, 1 : rt.size[v] + 1].tolist() for v in near}
+        wanted = [x for v in near for x in before[v]] + [node]
+        sc = p.scenario
+        techs = {p.vehicles[v].technician_id for v in near}
+        sub = sc.model_copy(
+            update={
+                "name": f"{sc.name} rescue",
+                "technicians": [t for t in sc.technicians if t.id in techs],
+                "jobs": [_only(p.jobs[x], techs) for x in wanted],
+            }
+        )
+        warm = _plan_of(p, tm, rt).model_copy()
+        warm.routes = [r for r in warm.routes if r.technician_id in techs]
+        plan = solve(sub, options.model_copy(update={"iterations": _RESCUE_ITERATIONS}), previous=warm)
+        if plan.unassigned:
+            return False
+        node_of = {p.jobs[x].id: x for x in wanted}
+        by_tech = {r.technician_id: [node_of[v.job_id] for v in r.visits] for r in plan.routes}
+        ok = True
+        for v in near:
+            seq = by_tech.get(p.vehicles[v].technician_id, [])
+            ok = ok and set_route(tm, rt, v, np.array(seq, dtype=np.int64), len(seq))
+        if ok and all(self.changes(v) <= self.limit + _PROMISE_SLACK for v in near):
+            return True
+        for v in near:
+            set_route(tm, rt, v, np.array(before[v], dtype=np.int64), len(before[v]))
+        return False
+
     def changes(self, v: int) -> int:
         """Visits of route v added, taken away, or moved more than the allowed shift."""
         n = int(self.rt.size[v])
@@ -569,12 +633,14 @@ class _Budgeted:
         count += sum(1 for node, w in self.base_on.items() if w == v and node not in on)
         return count
 
-    def place(self, node: int, *, displace: bool) -> bool:
+    def place(self, node: int, *, displace: bool, slack: int = 0) -> bool:
         """Put `node` where it starts soonest past its SLA (then cheapest) within the budget.
 
-        With `displace` (emergencies), also in place of one lower-priority visit, or pushing in and
-        taking out of the rest of that route the least urgent visits that then no longer fit (never a
-        promise). What it takes out is in `displaced`, for the caller to place elsewhere or return.
+        With `displace` (emergencies), also in place of one visit, or pushing in and taking out of the
+        rest of that route the visits that then no longer fit: less urgent ones first; a promised
+        visit only when nothing else reaches the emergency inside its SLA, and then preferably one
+        that another technician can take inside its promised window. What it takes out is in
+        `displaced`, for the caller to place elsewhere or return.
         """
         p, tm, rt = self.p, self.tm, self.rt
         due = int(p.due_start[node])
@@ -603,8 +669,8 @@ class _Budgeted:
                 continue
             for q in range(1, n + 1):
                 old = int(rt.nodes[v, q])
-                if p.level[old] <= level or p.level[old] == 0:
-                    continue  # never a promise, never as urgent
+                if 0 < p.level[old] <= level:
+                    continue  # never anything as urgent
                 st, _ = replacement(
                     tm.travel, tm.service, tm.dom_ptr, tm.dom, tm.veh, rt.nodes, rt.cache, v, q, node
                 )
@@ -614,22 +680,71 @@ class _Budgeted:
                 cost = int(tm.travel[a, node] + tm.travel[node, b] - tm.travel[a, old] - tm.travel[old, b])
                 options.append((late(st), cost + _TAKE_AWAY // 2, v, q, _REPLACE))
         options.sort(key=lambda o: (o[0], o[1]))
-        # An emergency reached inside its SLA wins over the budget when only a bigger change reaches it.
-        passes = [(True, True), (True, False), (False, True)] if displace else [(False, True)]
-        for in_sla, budgeted in passes:
-            rows = slice(int(self.tm.dom_ptr[node]), int(self.tm.dom_ptr[node + 1]))
-            saved = self.tm.dom[rows].copy()
+        # An emergency reached inside its SLA wins over the budget first, then over a promise.
+        passes = [(True, True, False), (True, False, False), (True, True, True), (True, False, True)]
+        passes = [*passes, (False, True, False)] if displace else [(False, True, False)]
+        rows = slice(int(tm.dom_ptr[node]), int(tm.dom_ptr[node + 1]))
+        for in_sla, budgeted, promises in passes:
+            saved = tm.dom[rows].copy()
             if in_sla:
                 self._hold(node, due)  # the route's own timing must keep it inside the SLA
-            for lateness, _, v, q, kind in options:
-                if in_sla and lateness > 0:
-                    break
-                if self._try(node, v, q, kind, budgeted):
-                    if due >= 0 and not in_sla:
-                        self._hold(node, max(due, self._start(node, v)))
+            if promises:
+                if self._promise_pass(node, options, budgeted):
                     return True
-            self.tm.dom[rows] = saved
+            else:
+                for lateness, _, v, q, kind in options:
+                    if in_sla and lateness > 0:
+                        break
+                    if self._try(node, v, q, kind, budgeted, promises=False, slack=slack):
+                        if due >= 0 and not in_sla:
+                            self._hold(node, max(due, self._start(node, v)))
+                        return True
+            tm.dom[rows] = saved
         return False
+
+    def _promise_pass(self, node: int, options: list[tuple[int, int, int, int, int]], budgeted: bool) -> bool:
+        """Options in the SLA that take a promised visit out: the first whose promised visits others
+        take inside their windows, else the first that works at all (those promises come back)."""
+        fallback: tuple[int, int, int] | None = None
+        tried = 0
+        for lateness, _, v, q, kind in options:
+            if lateness > 0 or tried >= _PROMISE_TRIES:
+                break
+            if kind == _INSERT:
+                continue
+            snap = self._snapshot()
+            if not self._try(node, v, q, kind, budgeted, promises=True):
+                continue
+            tried += 1
+            taken = [n for n in self.displaced[len(snap[-1]) :] if self.p.level[n] == 0]
+            if all(self.place(n, displace=False) for n in taken):
+                self.displaced = [n for n in self.displaced if n not in taken]
+                return True
+            fallback = fallback or (v, q, kind)
+            self._restore(snap)
+        if fallback is not None:
+            v, q, kind = fallback
+            return self._try(node, v, q, kind, budgeted, promises=True)
+        return False
+
+    def _snapshot(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[int]]:
+        rt = self.rt
+        return (
+            rt.nodes.copy(),
+            rt.size.copy(),
+            rt.cache.copy(),
+            rt.vend.copy(),
+            self.tm.dom.copy(),
+            list(self.displaced),
+        )
+
+    def _restore(
+        self, snap: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[int]]
+    ) -> None:
+        rt = self.rt
+        for dst, src in zip((rt.nodes, rt.size, rt.cache, rt.vend, self.tm.dom), snap[:5], strict=True):
+            np.copyto(dst, src)
+        self.displaced = snap[5]
 
     def _start(self, node: int, v: int) -> int:
         route_starts(self.tm, self.rt, v, self.buf)
@@ -646,16 +761,20 @@ class _Budgeted:
             elif tm.dom[k, 1] > hi:
                 tm.dom[k, 1] = hi
 
-    def _try(self, node: int, v: int, q: int, kind: int, budgeted: bool) -> bool:
+    def _try(
+        self, node: int, v: int, q: int, kind: int, budgeted: bool, *, promises: bool, slack: int = 0
+    ) -> bool:
         tm, rt = self.tm, self.rt
         before = rt.nodes[v, 1 : rt.size[v] + 1].tolist()
-        limit = self.limit if budgeted else 1 << 30
+        limit = self.limit + slack if budgeted else 1 << 30
         if kind == _INSERT:
             after, out = [*before[:q], node, *before[q:]], []
         elif kind == _REPLACE:
+            if not promises and self.p.level[before[q - 1]] == 0:
+                return False
             after, out = [*before[: q - 1], node, *before[q:]], [before[q - 1]]
         else:
-            after, out = self._pushed(v, before, q, node, limit)
+            after, out = self._pushed(v, before, q, node, limit, promises)
         ok = bool(after) and set_route(tm, rt, v, np.array(after, dtype=np.int64), len(after))
         if ok and self.changes(v) <= limit:
             self.displaced += out
@@ -664,11 +783,12 @@ class _Budgeted:
         return False
 
     def _pushed(
-        self, v: int, before: list[int], q: int, node: int, limit: int
+        self, v: int, before: list[int], q: int, node: int, limit: int, promises: bool
     ) -> tuple[list[int], list[int]]:
         """`node` after position q, and out of the rest of the route what then no longer fits, or
         what keeps the others' times within the budget: each time the visit whose removal helps most,
-        least urgent first (never a promise, never anything as urgent); ([], []) when nothing does."""
+        least urgent first (a promise only with `promises`, and last; never anything as urgent); ([], [])
+        when nothing does."""
         p, tm, rt = self.p, self.tm, self.rt
         level = int(p.level[node])
         seq = [*before[:q], node, *before[q:]]
@@ -681,18 +801,36 @@ class _Budgeted:
 
         now = score(seq)
         while now[0] or now[1] > limit:
-            movable = [n for n in seq[q + 1 :] if p.level[n] > level]
+            movable = [n for n in seq[q + 1 :] if p.level[n] > level or (promises and p.level[n] == 0)]
             if not movable:
                 return [], []
             trials = [(score([n for n in seq if n != m]), -int(p.level[m]), seq.index(m), m) for m in movable]
             best = min(trials)
-            seq.remove(best[3])
-            out.append(best[3])
+            seq.remove(best[-1])
+            out.append(best[-1])
             now = best[0]
         return seq, out
 
 
+def _only(job: Job, techs: set[str]) -> Job:
+    """The job in a scenario of these technicians alone: preferences for others dropped."""
+    return job.model_copy(
+        update={
+            "preferred_technicians": [t for t in job.preferred_technicians if t in techs],
+            "excluded_technicians": [t for t in job.excluded_technicians if t in techs],
+            "pinned": job.pinned if job.pinned is None or job.pinned.technician_id in techs else None,
+        }
+    )
+
+
 _INSERT, _REPLACE, _PUSH = range(3)
+#: Options that take a promised visit out, tried for one whose visit another technician takes.
+_PROMISE_TRIES = 8
+#: Changes beyond the budget one technician may take to keep another customer's promise.
+_PROMISE_SLACK = 1
+#: A promise no insertion keeps: the search re-orders this many nearby routes, this long.
+_RESCUE_TECHNICIANS = 3
+_RESCUE_ITERATIONS = 60
 #: Taking a visit off someone's route ranks after any detour at the same lateness.
 _TAKE_AWAY = 1 << 30
 
@@ -736,34 +874,59 @@ def _full(
     rt: Routes,
     emergencies: list[int],
     base: tuple[dict[int, int], dict[int, int]],
+    on_time: list[int],
 ) -> tuple[Plan, Scenario]:
     """The search over the rest of the day, no budget: emergencies first (as the budgeted policy
     places them, with no limit), their SLA then a hard bound, warm-started from the routes so made."""
     first = _Budgeted(problem, tm, rt, *base, data.budget, limited=False)
-    bound: dict[str, datetime] = {}
+    bound = {problem.jobs[n].id: problem.moment(int(problem.due_start[n])) for n in on_time}
+    for node in on_time:
+        first._hold(node, int(problem.due_start[node]))
     for node in emergencies:
         if first.place(node, displace=True) and problem.due_start[node] >= 0:
             v = next(v for v in range(len(rt.size)) if node in rt.nodes[v, 1 : rt.size[v] + 1])
             if first._start(node, v) <= problem.due_start[node]:
                 bound[problem.jobs[node].id] = problem.moment(int(problem.due_start[node]))
     if bound:
+        # In the search an emergency inside its SLA is a promise: planned before any priority level.
+        now = scenario.local(data.now)
         jobs = [
-            j.model_copy(update={"windows": _until(j, bound[j.id], scenario)}) if j.id in bound else j
+            j.model_copy(
+                update={"appointment": Window(start=now, end=max(bound[j.id], now + timedelta(minutes=1)))}
+            )
+            if j.id in bound
+            else j
             for j in scenario.jobs
         ]
         scenario = scenario.model_copy(update={"jobs": jobs})
     return solve(scenario, data.options, previous=_plan_of(problem, tm, rt)), scenario
 
 
-def _until(job: Job, latest: datetime, scenario: Scenario) -> list[Window]:
-    lo = scenario.local(job.release) if job.release else scenario.horizon_start
-    wins = job.windows or [Window(start=lo, end=scenario.horizon_end)]
-    out = [
-        Window(start=w.start, end=min(scenario.local(w.end), latest))
-        for w in wins
-        if scenario.local(w.start) < latest
-    ]
-    return out or wins
+def _chosen(
+    problem: Problem, rest: Plan, base_start: dict[int, int], base_on: dict[int, int], budget: Budget
+) -> dict[str, int]:
+    """Per technician: visits added, taken away, or re-timed by more than the allowed shift, against
+    the routes as they stand re-timed from the freeze points (`_Budgeted.changes`, for any plan)."""
+    node_of = {j.id: i for i, j in enumerate(problem.jobs)}
+    veh_of = {v.technician_id: v.index for v in problem.vehicles}
+    shift = round(budget.max_eta_shift_minutes * 60 / problem.tick_seconds)
+    out: dict[str, int] = {}
+    for r in rest.routes:
+        v = veh_of.get(r.technician_id)
+        count = 0
+        for visit in r.visits:
+            node = node_of[visit.job_id]
+            if base_on.get(node) != v or abs(problem.ticks(visit.start) - base_start[node]) > shift:
+                count += 1
+        out[r.technician_id] = count
+    for node, v in base_on.items():
+        tech = problem.vehicles[v].technician_id
+        placed = any(
+            node_of[x.job_id] == node for r in rest.routes if r.technician_id == tech for x in r.visits
+        )
+        if not placed:
+            out[tech] = out.get(tech, 0) + 1
+    return out
 
 
 # --- the whole day and what changed -------------------------------------------------------------

@@ -67,6 +67,7 @@ def slots(body: SlotsRequest, session: SessionDep, service: ServiceDep, _: Booke
     with session.begin():
         request_id: str | None = None
         address: str | None = None
+        contact: dict[str, Any] | None = None
         if body.request_id is not None:
             row = _request(session, body.request_id)
             job = Job.model_validate(row.spec)  # without its current promise: the question is a new one
@@ -78,10 +79,11 @@ def slots(body: SlotsRequest, session: SessionDep, service: ServiceDep, _: Booke
                 raise Conflict(f"request {given.id!r} exists; ask with `request_id`")
             known_technicians(session, given, ["body", "job"])
             address = given.address
+            contact = given.contact.model_dump(mode="json", exclude_none=True) if given.contact else None
             location = given.location or geocode(
                 session, service.settings, given.address or "", ["body", "job", "address"]
             )
-            data = given.model_dump(exclude={"address", "external_id", "location", "id"})
+            data = given.model_dump(exclude={"address", "external_id", "location", "id", "contact"})
             job = Job.model_validate(
                 {
                     **data,
@@ -115,6 +117,7 @@ def slots(body: SlotsRequest, session: SessionDep, service: ServiceDep, _: Booke
                     booking.SlotPayload(
                         job=spec,
                         address=address,
+                        contact=contact,
                         request_id=request_id,
                         start=slot.start,
                         end=slot.end,
@@ -193,6 +196,7 @@ def hold(body: HoldCreate, session: SessionDep, service: ServiceDep, who: Booker
             request_id=payload.request_id,
             spec=payload.job,
             address=payload.address,
+            contact=payload.contact,
             start=payload.start,
             end=payload.end,
             technician_id=payload.technician_id,
@@ -241,6 +245,7 @@ def book(
             payload = booking.SlotPayload(
                 job=held.spec,
                 address=held.address,
+                contact=held.contact,
                 request_id=held.request_id,
                 start=held.start,
                 end=held.end,
@@ -269,6 +274,7 @@ def book(
                 status=JobStatus.OPEN.value,
                 spec=job.model_dump(mode="json", exclude={"appointment"}),
                 address=payload.address,
+                contact=payload.contact,
                 reason=ReasonCode.NOT_PLANNED_YET.value,
                 reason_detail="booked",
             )

@@ -38,6 +38,8 @@ def upgrade() -> None:
     with op.batch_alter_table("service_requests") as batch:
         batch.add_column(sa.Column("contact", sa.JSON(), nullable=True))
         batch.add_column(sa.Column("visit_reported_at", sa.DateTime(timezone=True), nullable=True))
+    with op.batch_alter_table("appointment_holds") as batch:
+        batch.add_column(sa.Column("contact", sa.JSON(), nullable=True))
     with op.batch_alter_table("notices") as batch:
         batch.add_column(sa.Column("technician_id", sa.String(length=64), nullable=True))
         batch.add_column(sa.Column("job_id", sa.String(length=64), nullable=True))
@@ -70,6 +72,8 @@ def downgrade() -> None:
             "technician_id",
         ):
             batch.drop_column(name)
+    with op.batch_alter_table("appointment_holds") as batch:
+        batch.drop_column("contact")
     with op.batch_alter_table("service_requests") as batch:
         batch.drop_column("visit_reported_at")
         batch.drop_column("contact")
