@@ -139,7 +139,7 @@ _guard = threading.Lock()
 def route_body(session: Session, tz: ZoneInfo, me: str, day: date, version: int, revision: int) -> bytes:
     """The body of my route for (version, revision): from memory, from the publication, or built.
     Kept per database (one process may serve several, as the tests do: version ids repeat)."""
-    key = (str(session.get_bind().url), me, day, version, revision)
+    key = (str(session.get_bind().engine.url), me, day, version, revision)
     with _guard:
         body = _BUILT.get(key)
     if body is not None:
