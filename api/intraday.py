@@ -10,7 +10,8 @@ follows it, and its notices go to the outbox (`api.outbox`) for the webhooks.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -19,8 +20,8 @@ from sqlalchemy.orm import Session
 
 from api import audit, booking, roads, store
 from api.context import Service
-from api.errors import Conflict, Unprocessable
-from api.replan_job import PlanRejected, in_worker
+from api.errors import Conflict, Unavailable, Unprocessable
+from api.replan_job import in_worker
 from api.routes.requests import to_row
 from api.schemas import (
     DayEvent,
@@ -47,6 +48,8 @@ from optimizer.intraday import (
 from optimizer.replan import raised_priority
 
 log = logging.getLogger("fieldplan.intraday")
+#: The pure re-optimisation the worker runs; tests swap it for one that fails or breaks a rule.
+SOLVER: Callable[[IntradayInput], IntradayResult] = reoptimise
 #: Re-read and solve again when something was written while the solver ran; then store as it is.
 REBASES = 2
 
@@ -263,12 +266,18 @@ def reoptimise_day(service: Service, day: date, body: ReoptimiseBody, *, actor: 
     timeout = service.settings.intraday_seconds
     for attempt in range(REBASES + 1):
         data, seen = load_input(service, day, body)
-        result: IntradayResult = in_worker(reoptimise, data, timeout=timeout, pool="intraday")
+        try:
+            result: IntradayResult = in_worker(SOLVER, data, timeout=timeout, pool="intraday")
+        except (RuntimeError, BrokenProcessPool) as exc:
+            log.error("in-day re-optimisation of %s failed: %s", day, exc)
+            raise Unavailable(f"the re-optimisation did not finish ({exc}); the plan is unchanged") from None
         violations = result.violations()
         if violations:
             listed = "; ".join(str(v) for v in violations[:10])
-            raise PlanRejected(
-                f"the in-day plan failed the validator ({len(violations)} violations): {listed}"
+            log.error("in-day plan of %s rejected by the validator: %s", day, listed)
+            raise Unavailable(
+                f"the re-optimised plan failed the validator ({len(violations)} violations), so it was not "
+                f"stored; the plan is unchanged: {listed}"
             )
         with service.sessions.begin() as session:
             booking.lock_plan(session, service.now())

@@ -464,9 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--technicians", type=int, default=20)
-    parser.add_argument(
-        "--jobs", type=int, default=0, help="jobs of the day; default 3.5 per technician (about 80 %% busy)"
-    )
+    parser.add_argument("--jobs", type=int, default=0, help="jobs of the day; default 3.5 per technician")
     parser.add_argument("--iterations", type=int, default=400, help="of the night's plan")
     parser.add_argument("--policies", default=",".join(POLICIES))
     parser.add_argument(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from optimizer.intraday import IntradayInput, IntradayResult
 from optimizer.replan import ReplanInput, ReplanResult
 
 
@@ -38,3 +39,23 @@ def slow(data: ReplanInput) -> ReplanResult:
 
     time.sleep(3.0)
     return replan(data)
+
+
+def overlapping_day(data: IntradayInput) -> IntradayResult:
+    """A real in-day re-optimisation whose rest of the day is then broken the same way."""
+    from optimizer.intraday import reoptimise
+
+    result = reoptimise(data)
+    for route in result.rest.routes:
+        if len(route.visits) >= 2:
+            first, second = route.visits[0], route.visits[1]
+            length = second.end - second.start
+            route.visits[1] = second.model_copy(
+                update={"arrival": first.start, "start": first.start, "end": first.start + length}
+            )
+            break
+    return result
+
+
+def explode_day(data: IntradayInput) -> IntradayResult:
+    raise RuntimeError("in-day solver blew up (injected)")

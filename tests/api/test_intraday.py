@@ -274,6 +274,29 @@ def test_a_reported_position_is_where_the_rest_of_the_day_starts(
         assert datetime.fromisoformat(stops[0]["start"]) > datetime.fromisoformat(first["start"])
 
 
+@pytest.mark.parametrize("broken", ["overlapping_day", "explode_day"])
+def test_a_plan_that_fails_the_validator_or_a_solver_that_dies_stores_nothing(
+    client: TestClient, day: Keys, clock: Clock, monkeypatch: pytest.MonkeyPatch, broken: str
+) -> None:
+    from api import intraday
+    from tests.api import faulty
+
+    keys = day
+    clock.at = at("10:00")
+    before = current(client, keys)
+    statuses = {k: (r["status"], r["technician_id"]) for k, r in requests_of(client, keys).items()}
+    monkeypatch.setattr(intraday, "SOLVER", getattr(faulty, broken))
+    d = bearer(keys.dispatcher)
+    ev = {"type": "technician_delay", "technician_id": "T1", "minutes": 60}
+    assert client.post(f"/v1/days/{DAY}/events", json=ev, headers=d).status_code == 201
+    answer = client.post(f"/v1/days/{DAY}/reoptimise", headers=d)
+    assert answer.status_code == 503, answer.text
+    assert "unchanged" in answer.json()["detail"]
+    assert current(client, keys)["plan_version"] == before["plan_version"]
+    assert {k: (r["status"], r["technician_id"]) for k, r in requests_of(client, keys).items()} == statuses
+    assert client.get("/v1/notices?audience=technician", headers=d).json() == []
+
+
 # --- notices reach someone -------------------------------------------------------------------------
 
 
