@@ -166,6 +166,7 @@ class Outcome:
     seed: int
     emergencies: int = 0
     emergencies_in_sla: int = 0
+    emergencies_reachable: int = 0  # some qualified technician on shift could finish it in time at all
     promised: int = 0
     promises_broken: int = 0
     broken_why: dict[str, int] = field(default_factory=dict)  # ill technician's, late, dropped
@@ -216,6 +217,7 @@ class DaySim:
                 home=t.end_point,
             )
         self.arrived: list[str] = []  # emergencies known so far
+        self.events: list[str] = []  # what the last re-optimisation answered
         self.announced: set[str] = set()  # overruns told
         self.pool = [u.job_id for u in d.plan.unassigned if u.job_id in self.jobs]
         busy = statistics.median(d.plan.kpis.utilisation.values()) if d.plan.kpis.utilisation else 0.0
@@ -345,15 +347,34 @@ class DaySim:
                 continue
             if policy == "emergency_only" and "emergency" not in events:
                 continue
+            self.events = events
             self.reoptimise(now, policy)
             self.advance(now)
         return self.score()
 
+    def reachable(self, when: datetime, job: Job) -> bool:
+        """Could anyone finish it in time, dropping everything, from the nearest of their stops?"""
+        assert job.due is not None
+        for tech in self.sc.technicians:
+            t = self.techs.get(tech.id)
+            if t is None or tech.id == self.d.ill:
+                continue
+            if any(tech.skills.get(name, 0) < level for name, level in job.skills.items()):
+                continue
+            planned = next((r.visits for r in self.d.plan.routes if r.technician_id == tech.id), [])
+            stops = [tech.start_point, *(self.jobs[v.job_id].location for v in planned)]
+            drive = min(self.travel(p, job.location) for p in stops)
+            latest = min(job.due, t.shift_end + timedelta(minutes=tech.max_overtime_minutes))
+            if when + drive + timedelta(minutes=job.duration_minutes) <= latest:
+                return True
+        return False
+
     def score(self) -> Outcome:
         o, sc = self.out, self.sc
         did = {x.job_id: x for t in self.techs.values() for x in t.log}
-        for _, job in self.d.emergencies:
+        for when, job in self.d.emergencies:
             o.emergencies += 1
+            o.emergencies_reachable += self.reachable(when, job)
             x = did.get(job.id)
             if x is not None and job.due is not None and x.end <= job.due:
                 o.emergencies_in_sla += 1
@@ -440,6 +461,7 @@ def table(outcomes: list[Outcome]) -> str:
             continue
         em = sum(o.emergencies for o in mine)
         em_ok = sum(o.emergencies_in_sla for o in mine)
+        em_reach = sum(o.emergencies_reachable for o in mine)
         promised = sum(o.promised for o in mine)
         broken = sum(o.promises_broken for o in mine)
         why = {k: sum(o.broken_why.get(k, 0) for o in mine) for k in ("ill", "late", "dropped")}
@@ -450,7 +472,8 @@ def table(outcomes: list[Outcome]) -> str:
         sec = f"{statistics.median(secs):.2f} / {max(secs):.2f}" if secs else "-"
         lines.append(
             f"| {name} | {statistics.median(o.busy for o in mine):.0%} | {em_ok}/{em} "
-            f"({em_ok / max(em, 1):.1%}) | {sum(o.completed for o in mine)} | "
+            f"({em_ok / max(em, 1):.1%}; {em_ok / max(em_reach, 1):.1%} of {em_reach} reachable) | "
+            f"{sum(o.completed for o in mine)} | "
             f"{broken}/{promised} ({broken / max(promised, 1):.1%}; "
             f"{why['ill']} / {why['late']} / {why['dropped']}) | {ch} | "
             f"{sum(o.overtime_minutes for o in mine):.0f} | {sec} |"

@@ -580,17 +580,23 @@ class _Budgeted:
         self.displaced: list[int] = []
 
     def rescue(self, node: int, options: SolveOptions) -> bool:
-        """A promised visit no insertion keeps: let the search re-order the routes of the few
-        technicians nearest to it (with it added), and keep the result only when it plans every visit
-        those routes had, and each of those technicians stays within the budget (plus the slack a
-        promise earns)."""
+        """A promised visit no insertion keeps: let the search re-order the routes of a few
+        technicians near it (with it added), nearest first, a few groups in turn; keep a result only
+        when it plans every visit those routes had and each of those technicians stays within the
+        budget (plus the slack a promise earns)."""
         p, tm, rt = self.p, self.tm, self.rt
-        near = sorted(
+        ranked = sorted(
             p.allowed[node].tolist(),
             key=lambda v: min(int(tm.travel[node, int(x)]) for x in rt.nodes[v, : rt.size[v] + 2]),
-        )[:_RESCUE_TECHNICIANS]
-        if not near:
-            return False
+        )
+        k = _RESCUE_TECHNICIANS
+        for group in [ranked[i : i + k] for i in range(0, min(len(ranked), k * _RESCUE_GROUPS), k)]:
+            if self._rescue_in(node, group, options):
+                return True
+        return False
+
+    def _rescue_in(self, node: int, near: list[int], options: SolveOptions) -> bool:
+        p, tm, rt = self.p, self.tm, self.rt
         before = {v: rt.nodes[v, 1 : rt.size[v] + 1].tolist() for v in near}
         wanted = [x for v in near for x in before[v]] + [node]
         sc = p.scenario
@@ -831,6 +837,7 @@ _PROMISE_SLACK = 1
 #: A promise no insertion keeps: the search re-orders this many nearby routes, this long.
 _RESCUE_TECHNICIANS = 3
 _RESCUE_ITERATIONS = 60
+_RESCUE_GROUPS = 3
 #: Taking a visit off someone's route ranks after any detour at the same lateness.
 _TAKE_AWAY = 1 << 30
 
