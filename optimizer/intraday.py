@@ -373,6 +373,9 @@ class _Legs:
 
 
 def reoptimise(data: IntradayInput) -> IntradayResult:
+    """The rest of `data.day` re-planned from the execution state, by `data.policy`: the whole day's
+    plan (frozen part and rest), the rest alone with the scenario it was checked against, the diff
+    against the routes technicians were told, and who must be told what."""
     jobs = {j.id: j for j in data.jobs}
     routes = {r.technician_id: r for r in data.routes if r.date == data.day}
     places = [t.start_point for t in data.technicians] + [t.end_point for t in data.technicians]
@@ -439,7 +442,7 @@ def reoptimise(data: IntradayInput) -> IntradayResult:
     else:
         search = _Budgeted(problem, tm, rt, base_start, base_on, data.budget, limited=data.policy == "budget")
         for node in on_time:
-            search._hold(node, int(problem.due_start[node]))
+            search.hold(node, int(problem.due_start[node]))
         if data.policy in ("budget", "emergency_only"):
             for node in emergencies:
                 search.place(node, displace=True)
@@ -693,7 +696,7 @@ class _Budgeted:
         for in_sla, budgeted, promises in passes:
             saved = tm.dom[rows].copy()
             if in_sla:
-                self._hold(node, due)  # the route's own timing must keep it inside the SLA
+                self.hold(node, due)  # the route's own timing must keep it inside the SLA
             if promises:
                 if self._promise_pass(node, options, budgeted):
                     return True
@@ -703,7 +706,7 @@ class _Budgeted:
                         break
                     if self._try(node, v, q, kind, budgeted, promises=False, slack=slack):
                         if due >= 0 and not in_sla:
-                            self._hold(node, max(due, self._start(node, v)))
+                            self.hold(node, max(due, self.start_of(node, v)))
                         return True
             tm.dom[rows] = saved
         return False
@@ -752,12 +755,12 @@ class _Budgeted:
             np.copyto(dst, src)
         self.displaced = snap[5]
 
-    def _start(self, node: int, v: int) -> int:
+    def start_of(self, node: int, v: int) -> int:
         route_starts(self.tm, self.rt, v, self.buf)
         pos = next(k for k in range(1, int(self.rt.size[v]) + 1) if self.rt.nodes[v, k] == node)
         return int(self.buf[pos])
 
-    def _hold(self, node: int, hi: int) -> None:
+    def hold(self, node: int, hi: int) -> None:
         """No start after `hi` for `node`: a placed emergency is not pushed past its SLA later on."""
         tm = self.tm
         first = int(tm.dom_ptr[node])
@@ -888,11 +891,11 @@ def _full(
     first = _Budgeted(problem, tm, rt, *base, data.budget, limited=False)
     bound = {problem.jobs[n].id: problem.moment(int(problem.due_start[n])) for n in on_time}
     for node in on_time:
-        first._hold(node, int(problem.due_start[node]))
+        first.hold(node, int(problem.due_start[node]))
     for node in emergencies:
         if first.place(node, displace=True) and problem.due_start[node] >= 0:
             v = next(v for v in range(len(rt.size)) if node in rt.nodes[v, 1 : rt.size[v] + 1])
-            if first._start(node, v) <= problem.due_start[node]:
+            if first.start_of(node, v) <= problem.due_start[node]:
                 bound[problem.jobs[node].id] = problem.moment(int(problem.due_start[node]))
     if bound:
         # In the search an emergency inside its SLA is a promise: planned before any priority level.
