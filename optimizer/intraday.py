@@ -429,9 +429,19 @@ def reoptimise(data: IntradayInput) -> IntradayResult:
             orphans += seq  # the technician is gone for the day
             continue
         orphans += _fit(problem, tm, rt, v, seq)
+    # An emergency the day has pushed past its SLA (or off its route) is placed again, as a new one.
+    late = [n for n in orphans if problem.jobs[n].emergency]
+    for v in range(len(rt.size) if data.policy != "none" else 0):
+        starts = _starts_of(tm, rt, v)
+        gone = [n for n, st in starts.items() if problem.jobs[n].emergency and 0 <= problem.due_start[n] < st]
+        if gone:
+            keep = [int(x) for x in rt.nodes[v, 1 : rt.size[v] + 1] if int(x) not in gone]
+            set_route(tm, rt, v, np.array(keep, dtype=np.int64), len(keep))
+            late += gone
+    orphans = [n for n in orphans if n not in late]
     base_start = _starts(tm, rt)
     base_on = {node: v for v in range(len(rt.size)) for node in rt.nodes[v, 1 : rt.size[v] + 1].tolist()}
-    emergencies = [node_of[j] for j in data.emergencies if j in node_of]
+    emergencies = [node_of[j] for j in data.emergencies if j in node_of] + late
     emergencies.sort(key=lambda n: (int(problem.due_start[n]) if problem.due_start[n] >= 0 else INF, n))
     pool = [node_of[j] for j in data.pool if j in node_of and node_of[j] not in base_on]
 
@@ -526,14 +536,15 @@ def reoptimise(data: IntradayInput) -> IntradayResult:
 
 
 def _fit(problem: Problem, tm: Timing, rt: Routes, v: int, seq: list[int]) -> list[int]:
-    """Set route v to `seq`, taking out (least urgent first, latest first) what no longer fits."""
+    """Set route v to `seq`, taking out (least urgent first, latest first) what no longer fits; an
+    emergency only when nothing else would do."""
     out: list[int] = []
     seq = list(seq)
     while seq and not set_route(tm, rt, v, np.array(seq, dtype=np.int64), len(seq)):
         # The first position the route breaks at bounds what must go: drop the least urgent before it.
         k = _first_break(tm, rt, v, seq)
         head = seq[: k + 1]
-        drop = max(head, key=lambda n: (int(problem.level[n]), head.index(n)))
+        drop = max(head, key=lambda n: (not problem.jobs[n].emergency, int(problem.level[n]), head.index(n)))
         seq.remove(drop)
         out.append(drop)
     if not seq:
@@ -546,6 +557,15 @@ def _first_break(tm: Timing, rt: Routes, v: int, seq: list[int]) -> int:
         if not set_route(tm, rt, v, np.array(seq[:k], dtype=np.int64), k):
             return k - 1
     return len(seq) - 1
+
+
+def _starts_of(tm: Timing, rt: Routes, v: int) -> dict[int, int]:
+    buf = np.zeros(rt.nodes.shape[1], dtype=np.int64)
+    n = int(rt.size[v])
+    if not n:
+        return {}
+    route_starts(tm, rt, v, buf)
+    return {int(rt.nodes[v, p]): int(buf[p]) for p in range(1, n + 1)}
 
 
 def _starts(tm: Timing, rt: Routes) -> dict[int, int]:
@@ -691,14 +711,19 @@ class _Budgeted:
         options.sort(key=lambda o: (o[0], o[1]))
         # An emergency reached inside its SLA wins over the budget first, then over a promise.
         passes = [(True, True, False), (True, False, False), (True, True, True), (True, False, True)]
-        passes = [*passes, (False, True, False)] if displace else [(False, True, False)]
+        # One already late (or that nobody reaches in time) still goes where it is done soonest.
+        late = [(False, True, False), (False, False, False), (False, False, True)]
+        passes = [*passes, *late] if displace else [(False, True, False)]
         rows = slice(int(tm.dom_ptr[node]), int(tm.dom_ptr[node + 1]))
         for in_sla, budgeted, promises in passes:
             saved = tm.dom[rows].copy()
             if in_sla:
                 self.hold(node, due)  # the route's own timing must keep it inside the SLA
             if promises:
-                if self._promise_pass(node, options, budgeted):
+                if self._promise_pass(node, options, budgeted, in_sla):
+                    if due >= 0 and not in_sla:
+                        v = next(v for v in range(len(rt.size)) if node in rt.nodes[v, 1 : rt.size[v] + 1])
+                        self.hold(node, max(due, self.start_of(node, v)))
                     return True
             else:
                 for lateness, _, v, q, kind in options:
@@ -711,13 +736,16 @@ class _Budgeted:
             tm.dom[rows] = saved
         return False
 
-    def _promise_pass(self, node: int, options: list[tuple[int, int, int, int, int]], budgeted: bool) -> bool:
-        """Options in the SLA that take a promised visit out: the first whose promised visits others
-        take inside their windows, else the first that works at all (those promises come back)."""
+    def _promise_pass(
+        self, node: int, options: list[tuple[int, int, int, int, int]], budgeted: bool, in_sla: bool
+    ) -> bool:
+        """Options (in the SLA, with `in_sla`) that take a promised visit out: the first whose promised
+        visits others take inside their windows, else the first that works at all (those promises
+        come back)."""
         fallback: tuple[int, int, int] | None = None
         tried = 0
         for lateness, _, v, q, kind in options:
-            if lateness > 0 or tried >= _PROMISE_TRIES:
+            if (in_sla and lateness > 0) or tried >= _PROMISE_TRIES:
                 break
             if kind == _INSERT:
                 continue
