@@ -712,8 +712,8 @@ class _Budgeted:
         # An emergency reached inside its SLA wins over the budget first, then over a promise.
         passes = [(True, True, False), (True, False, False), (True, True, True), (True, False, True)]
         # One already late (or that nobody reaches in time) still goes where it is done soonest.
-        late = [(False, True, False), (False, False, False), (False, False, True)]
-        passes = [*passes, *late] if displace else [(False, True, False)]
+        overdue = [(False, True, False), (False, False, False), (False, False, True)]
+        passes = [*passes, *overdue] if displace else [(False, True, False)]
         rows = slice(int(tm.dom_ptr[node]), int(tm.dom_ptr[node + 1]))
         for in_sla, budgeted, promises in passes:
             saved = tm.dom[rows].copy()
