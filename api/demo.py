@@ -53,6 +53,8 @@ def seed(service: Service, *, today: date, scenario_file: Path = DEMO_SCENARIO) 
                     spec=job.model_dump(mode="json"),
                     reason=ReasonCode.NOT_PLANNED_YET.value,
                     reason_detail="not planned yet",
+                    # Made-up contacts, so the demo's customer notices show whom they would reach.
+                    contact={"name": f"Customer {job.customer_id or job.id}", "phone": "+33 4 00 00 00 00"},
                 )
             )
         _, admin = create_key(session, role=Role.ADMIN, label="demo admin")
