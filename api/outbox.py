@@ -21,7 +21,7 @@ import urllib.error
 import urllib.request
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from api.context import Service
 from api.tables import NoticeRow
@@ -83,8 +83,16 @@ def deliver_due(service: Service) -> int:
         lease = now + timedelta(seconds=TIMEOUT_SECONDS * (len(settings.webhook_urls) + 1) * 2)
         work: list[tuple[int, bytes, list[str]]] = []
         for row in claimed:
-            row.next_attempt_at = lease
-            work.append((row.id, body_of(row), list(row.delivered_to or [])))
+            # Compare-and-set: of two processes that read the same row (SQLite has no SKIP LOCKED),
+            # only the one whose lease lands sends it.
+            taken = session.execute(
+                update(NoticeRow)
+                .where(NoticeRow.id == row.id, NoticeRow.next_attempt_at == row.next_attempt_at)
+                .values(next_attempt_at=lease)
+                .execution_options(synchronize_session=False)
+            )
+            if taken.rowcount == 1:  # type: ignore[attr-defined]
+                work.append((row.id, body_of(row), list(row.delivered_to or [])))
     for notice_id, body, done in work:
         errors: list[str] = []
         for url in settings.webhook_urls:
