@@ -53,8 +53,7 @@ from models import (
     Visit,
     Window,
 )
-from optimizer.assemble import assemble_routes, raw_routes
-from optimizer.explain import dropped_reason
+from optimizer.assemble import assemble, raw_routes
 from optimizer.kernel import (
     F0,
     INF,
@@ -874,34 +873,12 @@ _TAKE_AWAY = 1 << 30
 
 
 def _plan_of(problem: Problem, tm: Timing, rt: Routes) -> Plan:
-    raw = raw_routes(tm, rt)
-    routes = assemble_routes(problem, raw)
-    served = {node for r in raw for node in r.nodes}
-    scenario = problem.scenario
-    unassigned = [
-        Unassigned(job_id=scenario.jobs[ji].id, reason=reason, detail=detail)
-        for ji, reason, detail in problem.rejected
-    ]
-    for node in range(problem.n_jobs):
-        if node not in served:
-            reason, detail = dropped_reason(problem, node)
-            unassigned.append(Unassigned(job_id=problem.jobs[node].id, reason=reason, detail=detail))
-    return Plan(
-        scenario=scenario.name,
-        timezone=scenario.timezone,
-        horizon_start=scenario.horizon.start,
-        horizon_days=1,
-        routes=routes,
-        unassigned=unassigned,
-        kpis=compute_kpis(scenario, routes, unassigned, None),
-        solver=SolverStats(
-            status="SUCCESS",
-            wall_seconds=0.0,
-            seed=0,
-            time_limit_seconds=0.0,
-            search_phases=["in-day insertion"],
-        ),
+    """The routes as a Plan, assembled as every solve's are (reasons for what is left out, KPIs)."""
+    plan = assemble(problem, raw_routes(tm, rt), None)
+    plan.solver = SolverStats(
+        status="SUCCESS", wall_seconds=0.0, seed=0, time_limit_seconds=0.0, search_phases=["in-day insertion"]
     )
+    return plan
 
 
 def _full(

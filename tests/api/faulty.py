@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from models import Route
 from optimizer.intraday import IntradayInput, IntradayResult
 from optimizer.replan import ReplanInput, ReplanResult
 
@@ -22,14 +23,7 @@ def overlapping(data: ReplanInput) -> ReplanResult:
     from optimizer.replan import replan
 
     result = replan(data)
-    for route in result.plan.routes:
-        if len(route.visits) >= 2:
-            first, second = route.visits[0], route.visits[1]
-            length = second.end - second.start
-            route.visits[1] = second.model_copy(
-                update={"arrival": first.start, "start": first.start, "end": first.start + length}
-            )
-            break
+    _overlap(result.plan.routes)
     return result
 
 
@@ -46,16 +40,21 @@ def overlapping_day(data: IntradayInput) -> IntradayResult:
     from optimizer.intraday import reoptimise
 
     result = reoptimise(data)
-    for route in result.rest.routes:
+    _overlap(result.rest.routes)
+    return result
+
+
+def explode_day(data: IntradayInput) -> IntradayResult:
+    raise RuntimeError("in-day solver blew up (injected)")
+
+
+def _overlap(routes: list[Route]) -> None:
+    """Move the second visit of the first route with two onto the first: a plan the validator refuses."""
+    for route in routes:
         if len(route.visits) >= 2:
             first, second = route.visits[0], route.visits[1]
             length = second.end - second.start
             route.visits[1] = second.model_copy(
                 update={"arrival": first.start, "start": first.start, "end": first.start + length}
             )
-            break
-    return result
-
-
-def explode_day(data: IntradayInput) -> IntradayResult:
-    raise RuntimeError("in-day solver blew up (injected)")
+            return
