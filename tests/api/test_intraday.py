@@ -166,6 +166,29 @@ def test_an_ill_technician_and_an_emergency_are_replanned_and_everyone_is_told(
             assert d["chosen"] <= 2 + 1, d
 
 
+def test_without_reports_the_plan_is_taken_as_kept_and_nothing_moves(
+    client: TestClient, day: Keys, clock: Clock
+) -> None:
+    """At 11:00 nobody has reported anything: the service takes the published plan as kept up to now
+    (no report is not "still at home"), so a re-optimisation with nothing new changes nothing."""
+    keys = day
+    clock.at = at("11:00")
+    before = current(client, keys)
+    answer = client.post(f"/v1/days/{DAY}/reoptimise", headers=bearer(keys.dispatcher))
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["diff"] == [] and body["returned"] == [] and body["notices"] == []
+    after = current(client, keys)
+    starts = {v["job_id"]: v["start"] for r in before["routes"] for v in r["visits"]}
+    now_starts = {v["job_id"]: v["start"] for r in after["routes"] for v in r["visits"]}
+    assert now_starts.keys() == starts.keys()
+    for job_id, start in now_starts.items():  # the rest of a day is planned in whole minutes
+        moved = datetime.fromisoformat(start) - datetime.fromisoformat(starts[job_id])
+        assert abs(moved.total_seconds()) <= 60, (job_id, moved)
+    under_way = [j for js in body["frozen"].values() for j in js]
+    assert under_way and all(starts[j] <= at("11:00").isoformat() for j in under_way)
+
+
 def test_a_started_visit_that_overruns_keeps_its_place_and_pushes_the_rest(
     client: TestClient, day: Keys, clock: Clock
 ) -> None:
@@ -355,8 +378,10 @@ def test_notices_are_delivered_signed_once_each_and_retried(
                 client.post("/v1/requests", json={**j, "contact": {"phone": "+33 4 11 22 33 44"}}, headers=d)
             plan_day(client, keys)
             client.post(f"/v1/days/{DAY}/publish", headers=d)
-            clock.at = at("09:30")
-            ev = {"type": "technician_unavailable", "technician_id": "T1", "from": at("09:30").isoformat()}
+            clock.at = at("07:30")  # before anyone has left: the ill technician's whole day moves
+            day_plan = client.get(f"/v1/plans/current?date={DAY}", headers=d).json()
+            ill = max(day_plan["routes"], key=lambda r: len(r["visits"]))["technician_id"]
+            ev = {"type": "technician_unavailable", "technician_id": ill, "from": at("07:30").isoformat()}
             client.post(f"/v1/days/{DAY}/events", json=ev, headers=d)
             answer = client.post(f"/v1/days/{DAY}/reoptimise", headers=d)
             assert answer.status_code == 200, answer.text
