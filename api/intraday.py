@@ -43,6 +43,7 @@ from optimizer.intraday import (
     Execution,
     IntradayInput,
     IntradayResult,
+    as_planned,
     reoptimise,
 )
 from optimizer.replan import raised_priority
@@ -232,8 +233,8 @@ def _execution(
         pos = mine[-1] if mine and use_positions else None
         if pos is not None and last_report is not None and pos.at < last_report:
             pos = None  # a report since says where they are
-        if current is None and pos is None:
-            done, current = _as_planned(visits, done, now, route.start if route is not None else now)
+        if current is None and pos is None and route is not None:
+            done, current = as_planned(route, now, done)
         off = [e for e in events if e.type == "technician_unavailable" and e.technician_id == tid]
         delay = sum(
             float(e.payload["minutes"])
@@ -257,29 +258,6 @@ def _execution(
             )
         )
     return out
-
-
-def _as_planned(
-    visits: Sequence[Any], done: list[str], now: datetime, left: datetime
-) -> tuple[list[str], CurrentVisit | None]:
-    """Without a report, the route is taken as kept up to now: after the last visit reported done,
-    the visits planned to be over are over, the one planned under way is under way, the one planned
-    to be driven to is being driven to. A report (or a position) says otherwise."""
-    out = list(done)
-    reported = [k for k, v in enumerate(visits) if v.job_id in done]
-    after = reported[-1] + 1 if reported else 0
-    for k in range(after, len(visits)):
-        v = visits[k]
-        departure = visits[k - 1].end if k else left
-        if v.end <= now:
-            out.append(v.job_id)
-        elif v.start <= now:
-            return out, CurrentVisit(job_id=v.job_id, state=CurrentState.STARTED, since=v.start)
-        elif departure <= now:
-            return out, CurrentVisit(job_id=v.job_id, state=CurrentState.EN_ROUTE, since=departure)
-        else:
-            break
-    return out, None
 
 
 # --- the re-optimisation -------------------------------------------------------------------------

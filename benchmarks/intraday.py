@@ -37,6 +37,7 @@ from datetime import datetime, timedelta
 from datetime import time as clock
 from pathlib import Path
 
+from api.store import promise_window
 from models import GeoPoint, Job, Plan, Route, Scenario, Window
 from optimizer import SolveOptions, solve
 from optimizer.intraday import (
@@ -49,6 +50,7 @@ from optimizer.intraday import (
     Policy,
     execution_as_planned,
     reoptimise,
+    window_open,
 )
 from optimizer.travel import provider_for
 from scenarios.families import FAMILIES, family_scenario
@@ -62,7 +64,6 @@ POLICIES: dict[str, Policy | None] = {
 }
 STEP = timedelta(minutes=5)
 SLA = timedelta(hours=3)
-PROMISE_MARGIN = timedelta(minutes=60)
 
 
 @dataclass
@@ -129,10 +130,9 @@ def build_day(family: str, seed: int, technicians: int, jobs: int, iterations: i
 
 
 def _promise(job: Job, start: datetime, sc: Scenario) -> Window:
-    for w in job.windows:
-        if sc.local(w.start) <= start <= sc.local(w.end):
-            return w
-    return Window(start=start - PROMISE_MARGIN, end=start + PROMISE_MARGIN)
+    """The window publishing promises (`api.store.promise_window`, the service's own rule)."""
+    lo, hi = promise_window(job, start, sc.tz)
+    return Window(start=lo, end=hi)
 
 
 @dataclass
@@ -236,14 +236,14 @@ class DaySim:
                 job = self.jobs[t.queue[0]]
                 depart = t.free_at
                 arrival = depart + self.travel(t.place, job.location)
-                start = max(arrival, _opens(job, arrival, self.sc))
+                start = max(arrival, window_open(job, arrival, self.sc))
                 if t.lunch_at is not None and max(t.lunch_at, depart) <= start:
                     # The break before this visit, as the plan has it: on the way, or while waiting.
                     taken = max(t.lunch_at, depart)
                     pause = timedelta(minutes=t.lunch_minutes)
                     if taken < arrival:
                         arrival += pause
-                        start = max(arrival, _opens(job, arrival, self.sc))
+                        start = max(arrival, window_open(job, arrival, self.sc))
                     else:
                         start = max(start, taken + pause)
                     t.lunch_at = None
@@ -398,14 +398,6 @@ class DaySim:
             )
             o.overtime_minutes += max(0.0, (back - t.shift_end).total_seconds() / 60)
         return o
-
-
-def _opens(job: Job, t: datetime, sc: Scenario) -> datetime:
-    wins = [job.appointment] if job.appointment is not None else job.windows
-    for w in sorted(wins, key=lambda w: sc.local(w.start)):
-        if sc.local(w.end) >= t:
-            return max(t, sc.local(w.start))
-    return t
 
 
 def latency(technicians: int, seed: int, repeats: int = 3) -> list[float]:

@@ -242,14 +242,14 @@ def _freeze(
     data: IntradayInput,
     tech: Technician,
     route: Route | None,
+    ex: Execution | None,
     jobs: dict[str, Job],
     leg: _Legs,
+    tz: Scenario,
 ) -> _Freeze:
-    tz = Scenario(
-        name="tz", timezone=data.timezone, horizon=Horizon(start=data.day, days=1), technicians=[], jobs=[]
-    )
+    """Where and when `tech` is free again, what of their day can no longer move, and the rest of
+    their shift (`tz`: an empty scenario of the day, for its time zone)."""
     now = tz.local(data.now)
-    ex = next((e for e in data.execution if e.technician_id == tech.id), None)
     shift = next((s for s in tech.shifts if s.date == data.day), None)
     visits = {v.job_id: v for v in route.visits} if route else {}
     prefix: list[Visit] = []
@@ -276,7 +276,7 @@ def _freeze(
                 arrival = visits[cur.job_id].arrival if cur.job_id in visits else since
             else:
                 arrival = since + timedelta(minutes=leg.minutes(place, job.location))
-                start = max(arrival, _window_open(job, arrival, tz))
+                start = max(arrival, window_open(job, arrival, tz))
             end = start + timedelta(minutes=job.duration_minutes)
             if cur.expected_end is not None:
                 end = max(end if cur.state != CurrentState.STARTED else start, tz.local(cur.expected_end))
@@ -335,7 +335,7 @@ def _freeze(
     )
 
 
-def _window_open(job: Job, t: datetime, tz: Scenario) -> datetime:
+def window_open(job: Job, t: datetime, tz: Scenario) -> datetime:
     """The first allowed start at or after t (t itself when none opens later: the kernel decides)."""
     wins = [job.appointment] if job.appointment is not None else job.windows
     for w in sorted(wins, key=lambda w: tz.local(w.start)):
@@ -381,7 +381,13 @@ def reoptimise(data: IntradayInput) -> IntradayResult:
     places += [j.location for j in data.jobs]
     places += [e.position for e in data.execution if e.position is not None]
     legs = _Legs.of(data.travel, places)
-    freezes = {t.id: _freeze(data, t, routes.get(t.id), jobs, legs) for t in data.technicians}
+    tz = Scenario(
+        name="tz", timezone=data.timezone, horizon=Horizon(start=data.day, days=1), technicians=[], jobs=[]
+    )
+    told = {e.technician_id: e for e in data.execution}
+    freezes = {
+        t.id: _freeze(data, t, routes.get(t.id), told.get(t.id), jobs, legs, tz) for t in data.technicians
+    }
     frozen = {tid: [v.job_id for v in f.prefix] for tid, f in freezes.items() if f.prefix}
     frozen_ids = {j for js in frozen.values() for j in js}
 
@@ -1077,21 +1083,34 @@ def _diff(
     return diffs, customers, notices
 
 
+def as_planned(
+    route: Route, now: datetime, done: Sequence[str] = ()
+) -> tuple[list[str], CurrentVisit | None]:
+    """A route taken as kept up to now, after the visits reported `done`: the visits planned to be
+    over are over, the one planned under way is under way (since its planned start), the next is
+    being driven to once its planned departure has passed (a break on the way included). The
+    service assumes it where a technician has not reported; the simulation and tests start from it."""
+    out = list(done)
+    visits = route.visits
+    reported = [k for k, v in enumerate(visits) if v.job_id in done]
+    for k in range(reported[-1] + 1 if reported else 0, len(visits)):
+        v = visits[k]
+        departure = visits[k - 1].end if k else route.start
+        if v.end <= now:
+            out.append(v.job_id)
+        elif v.start <= now:
+            return out, CurrentVisit(job_id=v.job_id, state=CurrentState.STARTED, since=v.start)
+        elif departure <= now:
+            return out, CurrentVisit(job_id=v.job_id, state=CurrentState.EN_ROUTE, since=departure)
+        else:
+            break
+    return out, None
+
+
 def execution_as_planned(routes: Sequence[Route], now: datetime) -> list[Execution]:
-    """What technicians who follow their routes exactly would have reported by `now`: visits ended
-    are done, the one begun is started, the next is en route once its technician has left for it
-    (the simulated day and the tests start from this)."""
+    """What technicians who follow their routes exactly would have reported by `now`."""
     out: list[Execution] = []
     for r in routes:
-        done = [v.job_id for v in r.visits if v.end <= now]
-        current: CurrentVisit | None = None
-        for k, v in enumerate(r.visits):
-            if v.start <= now < v.end:
-                current = CurrentVisit(job_id=v.job_id, state=CurrentState.STARTED, since=v.start)
-                break
-            left = r.visits[k - 1].end if k else r.start
-            if left <= now < v.start:  # driving there (a break on the way included)
-                current = CurrentVisit(job_id=v.job_id, state=CurrentState.EN_ROUTE, since=left)
-                break
+        done, current = as_planned(r, now)
         out.append(Execution(technician_id=r.technician_id, done=done, current=current))
     return out
