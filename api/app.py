@@ -22,6 +22,7 @@ from api.errors import install_handlers
 from api.routes import (
     appointments,
     audit,
+    board,
     calendar,
     health,
     intraday,
@@ -162,6 +163,10 @@ def create_app(
             {"name": "the day", "description": "dispatcher: events of today and in-day re-optimisation"},
             {"name": "keys", "description": "admin: API keys"},
             {"name": "audit", "description": "dispatcher: who did what, and what must be told"},
+            {
+                "name": "board",
+                "description": "dispatcher: what the dispatch board (/board) reads and changes",
+            },
         ],
     )
     app.state.service = service
@@ -192,8 +197,11 @@ def create_app(
         audit,
         keys,
         health,
+        board,
     ):
         app.include_router(module.router)
+    app.include_router(board.page)
+    app.mount("/board/static", board.BoardFiles(directory=board.STATIC), name="board-static")
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

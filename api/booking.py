@@ -40,6 +40,7 @@ from models import (
     Horizon,
     Job,
     JobStatus,
+    Kpis,
     Plan,
     ReasonCode,
     Route,
@@ -247,10 +248,14 @@ def write_routes(
     left_out: dict[str, tuple[ReasonCode, str]],
     trigger: str,
     status: str = "BOOKING",
+    newest: bool = False,
+    publish: bool = True,
 ) -> PlanVersionRow:
-    """A new version for the days these route changes touch: the routes technicians see there, with
-    the changed ones replaced, published at once where the day was published (the booking is a
-    promise made now). Runs in the caller's transaction, after `lock_plan`."""
+    """A new version for the days these route changes touch: the routes technicians see there (or,
+    `newest`, the days' newest versions: a dispatcher's edit of a proposal), with the changed ones
+    replaced, published at once where the day was published (the booking is a promise made now)
+    unless not to `publish` (then it is the day's proposal). Runs in the caller's transaction, after
+    `lock_plan`."""
     tz = service.tz
     days = sorted({d for _, d in changes})
     pointers = store.current_pointers(session, days)
@@ -260,14 +265,15 @@ def write_routes(
         pointer = pointers.get(day)
         if pointer is None:
             continue
-        shown = session.get(PlanVersionRow, pointer.shown_version_id)
+        base_id = pointer.plan_version_id if newest else pointer.shown_version_id
+        shown = session.get(PlanVersionRow, base_id)
         assert shown is not None
         for u in shown.unassigned:
             unassigned.setdefault(str(u["job_id"]), Unassigned.model_validate(u))
-        for row in store.routes_of(session, version_id=pointer.shown_version_id, day=day):
+        for row in store.routes_of(session, version_id=base_id, day=day):
             if (row.technician_id, day) not in changes:
                 routes.append(store.route_model(row, tz))
-        if pointer.proposed_version_id is not None:
+        if pointer.proposed_version_id is not None and not newest:
             store.notify(
                 session,
                 now=service.now(),
@@ -291,10 +297,12 @@ def write_routes(
         horizon_days=(last - first).days + 1,
         routes=routes,
         unassigned=left,
-        kpis=_kpis(session, routes, left, days, service.settings.timezone),
+        kpis=day_kpis(session, routes, left, days, service.settings.timezone),
         solver=SolverStats(status=status, wall_seconds=0.0, seed=0, time_limit_seconds=0.0),
     )
-    publish = [d for d in days if d in pointers and pointers[d].published_version_id is not None]
+    publish_days = [
+        d for d in days if publish and d in pointers and pointers[d].published_version_id is not None
+    ]
     return store.store_plan(
         session,
         plan=plan,
@@ -303,14 +311,14 @@ def write_routes(
         run_id=None,
         today=service.today(),
         now=service.now(),
-        publish_days=publish,
+        publish_days=publish_days,
     )
 
 
-def _kpis(
+def day_kpis(
     session: Session, routes: list[Route], left: list[Unassigned], days: list[date], timezone: str
-) -> Any:
-    """The changed days' KPIs, from the requests as stored (windows dropped: only counts, travel,
+) -> Kpis:
+    """These days' KPIs, from the requests as stored (windows dropped: only counts, travel,
     priority, lateness and utilisation are read)."""
     ids = {v.job_id for r in routes for v in r.visits} | {u.job_id for u in left}
     rows: list[RequestRow] = (

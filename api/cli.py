@@ -364,6 +364,9 @@ def serve_cmd(
         out.print(f"booking (call centre) key: {keys.booking}", highlight=False, soft_wrap=True)
         for tid, key in keys.technicians.items():
             out.print(f"technician {tid} key: {key}", highlight=False, soft_wrap=True)
+        out.print(
+            f"dispatch board: http://{host}:{port}/board (sign in with the dispatcher key)", highlight=False
+        )
         out.print(f"API docs: http://{host}:{port}/docs", highlight=False)
         uvicorn.run(create_app(service, demo=True), host=host, port=port, log_level="info")
         return

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 from api.security import Role
 from models import GeoPoint, Job, JobKind, JobStatus, Kpis, Route, Technician, Unassigned, VisitStatus
 from models.common import Identifier, Strict
+from optimizer.evaluate import Evaluation
 from optimizer.slots import NotOffered, SlotCost
 from optimizer.slots import Preferences as SlotPreferences
 
@@ -466,3 +467,134 @@ class PositionPublic(BaseModel):
     lat: float
     lon: float
     at: datetime
+
+
+# --- the dispatch board -------------------------------------------------------------------------
+
+
+class WhoAmI(BaseModel):
+    role: Role
+    technician_id: str | None = Field(None, description="a technician key's technician")
+
+
+class BoardJob(BaseModel):
+    """What a bar, a marker or a waiting-list row shows of a job (values the page renders as text)."""
+
+    id: str
+    kind: JobKind
+    priority: int
+    status: JobStatus
+    visit_status: VisitStatus | None
+    location: GeoPoint
+    address: str | None
+    customer_id: str | None
+    duration_minutes: float
+    skills: dict[str, int]
+    windows: list[dict[str, datetime]]
+    due: datetime | None
+    warranty: bool
+    emergency: bool
+    notes: str | None
+    pinned: dict[str, Any] | None
+    promise: Promise | None
+
+
+class BoardVisit(BaseModel):
+    job_id: str
+    arrival: datetime
+    start: datetime
+    end: datetime
+    late: bool = Field(description="ends after the job's `due` (SLA-late)")
+
+
+class BoardRoute(BaseModel):
+    technician_id: str
+    start: datetime
+    end: datetime
+    distance_km: float
+    travel_minutes: float
+    overtime_minutes: float
+    break_: dict[str, datetime] | None = Field(None, alias="break", serialization_alias="break")
+    visits: list[BoardVisit]
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+
+class BoardTechnician(BaseModel):
+    id: str
+    name: str
+    skills: dict[str, int]
+    home: GeoPoint
+    shift_start: datetime | None = Field(None, description="none: no shift that day")
+    shift_end: datetime | None = None
+    overtime_limit_minutes: int
+
+
+class Waiting(BaseModel):
+    job_id: str
+    reason: str
+    detail: str
+
+
+class BoardDay(BaseModel):
+    """One call gives the board everything it draws for a day: the shown version's routes, the jobs
+    on them and waiting, the technicians and their shifts, and the day's KPIs."""
+
+    date: date
+    now: datetime = Field(description="the service's clock")
+    plan_version: int | None = Field(None, description="the version shown; none: no plan for the day")
+    published: bool = Field(description="the shown version is the one technicians see")
+    published_version: int | None
+    proposal: int | None = Field(None, description="a newer version waiting to be published")
+    technicians: list[BoardTechnician]
+    routes: list[BoardRoute]
+    waiting: list[Waiting] = Field(description="jobs left out that could be done this day, with reasons")
+    jobs: dict[str, BoardJob]
+    kpis: Kpis | None
+
+
+class DayChange(BaseModel):
+    job_id: str
+    change: Literal["technician", "day", "time", "new", "dropped"]
+    from_technician: str | None = None
+    from_date: date | None = None
+    from_start: datetime | None = None
+    to_technician: str | None = None
+    to_date: date | None = None
+    to_start: datetime | None = None
+    detail: str
+
+
+class DayDiff(BaseModel):
+    date: date
+    published_version: int | None
+    proposed_version: int | None
+    changes: list[DayChange]
+    counts: dict[str, int]
+
+
+class EvaluateRequest(Strict):
+    job_id: Annotated[str, Field(min_length=1, max_length=64)]
+    technician_id: Annotated[str, Field(min_length=1, max_length=64)]
+    date: date
+    start: datetime | None = Field(
+        None, description="start then (within `tolerance_minutes`); none: best time"
+    )
+    tolerance_minutes: Annotated[int, Field(ge=0, le=240)] = 15
+
+
+class PinBody(Strict):
+    technician_id: Annotated[str, Field(min_length=1, max_length=64)]
+    date: date
+    start: datetime | None = Field(
+        None,
+        description="pin the start too: the first start the route allows from then, within "
+        "`tolerance_minutes`",
+    )
+    tolerance_minutes: Annotated[int, Field(ge=0, le=240)] = 15
+
+
+class PinResult(BaseModel):
+    request: ServiceRequestPublic
+    plan_version: int | None = Field(None, description="the version the pinned visit was placed in")
+    evaluation: Evaluation | None = Field(None, description="what placing it did")

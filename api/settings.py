@@ -89,6 +89,11 @@ class Settings(BaseSettings):
     geocoder_timeout_seconds: Annotated[float, Field(gt=0)] = 5.0
     max_body_bytes: Annotated[int, Field(gt=0)] = 8 * 1024 * 1024
     max_bulk_requests: Annotated[int, Field(gt=0)] = 10_000
+    board_tile_url: str | None = Field(
+        None,
+        description="the board's map tiles, e.g. https://tiles.example.com/{z}/{x}/{y}.png; none: a plain "
+        "background (no request leaves the service)",
+    )
     cors_origins: list[str] = Field(default_factory=list, description="CORS is off unless set")
     solve_timeout_seconds: Annotated[float, Field(gt=0)] | None = Field(
         None, description="a re-plan whose solver has not answered by then fails; default 3 x limit + 120 s"

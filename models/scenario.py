@@ -213,6 +213,11 @@ class Pinned(Strict):
 
     technician_id: Identifier
     date: date
+    start: datetime | None = Field(
+        None,
+        description="the visit starts then (a dispatcher's drop on the board); on `date`; none: any time "
+        "the job's windows allow",
+    )
 
 
 def derive_priority(kind: JobKind, warranty: bool, contract: Contract, emergency: bool) -> int:
@@ -347,6 +352,8 @@ class Scenario(Strict):
                     )
                 if job.pinned.date not in days:
                     errors.append(f"{where}.pinned.date: {job.pinned.date} is outside the horizon")
+                if job.pinned.start is not None and self.local(job.pinned.start).date() != job.pinned.date:
+                    errors.append(f"{where}.pinned.start: {job.pinned.start} is not on {job.pinned.date}")
             if job.appointment is not None:
                 start, end = self.local(job.appointment.start), self.local(job.appointment.end)
                 if end <= start:

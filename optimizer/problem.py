@@ -419,13 +419,16 @@ def build_problem(
 
 
 def start_domain(job: Job, ticks: Callable[[datetime], int], horizon_end: int) -> list[tuple[int, int]]:
-    """Allowed start intervals: the windows, clipped by the release, a promised window and the
-    horizon (also what an explanation asks about a job with other windows)."""
+    """Allowed start intervals: the windows, clipped by the release, a promised window, a pinned
+    start and the horizon (also what an explanation asks about a job with other windows)."""
     lo_bound = ticks(job.release) if job.release is not None else 0
     hi_bound = horizon_end
     if job.appointment is not None:
         lo_bound = max(lo_bound, ticks(job.appointment.start))
         hi_bound = min(hi_bound, ticks(job.appointment.end))
+    if job.pinned is not None and job.pinned.start is not None:
+        at = ticks(job.pinned.start)
+        lo_bound, hi_bound = max(lo_bound, at), min(hi_bound, at)
     raw = [(ticks(w.start), ticks(w.end)) for w in job.windows] or [(0, horizon_end)]
     return _merge([(max(a, lo_bound, 0), min(b, hi_bound)) for a, b in raw])
 

@@ -199,6 +199,8 @@ def prepare(data: ReplanInput, extra: Sequence[Job] = ()) -> Prepared:
             continue
         if pin is not None and (pin.date not in scenario_days or pin.technician_id not in tech_ids):
             pin = None  # a pin for a day already gone, or a technician who left: plan it anew
+        if pin is not None and pin.start is not None and probe.local(pin.start) < h0:
+            pin = pin.model_copy(update={"start": None})  # a pinned time already gone: the day stays
         release = probe.local(job.release) if job.release else None
         if release is not None and release >= h1:
             deferred.append(job.id)

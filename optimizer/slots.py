@@ -635,16 +635,7 @@ class SlotBoard:
         x = min(ok, key=lambda i: (out[i, COST], p.vehicles[vehicles[i]].technician_id != technician_id))
         v = int(vehicles[x])
         cost = self._breakdown(j, v, out[x], w)
-        tm = self._narrowed(j, lo, hi)
-        scratch = _copy(self.rt)
-        pos = int(out[x, POSITION])
-        if int(out[x, HOW]) == REPLACE:
-            kernel.remove(tm, scratch, v, pos, 1)
-            pos -= 1
-        kernel.insert(tm, scratch, v, pos, j)
-        route = _route_of(p, tm, scratch, v)
-        held = set(self.held_at)
-        route = route.model_copy(update={"visits": [x for x in route.visits if x.job_id not in held]})
+        route = self.placed_route(j, v, out[x], lo, hi)
         violations = self.check(route, start, end)
         if violations:
             listed = "; ".join(str(x) for x in violations[:5])
@@ -652,6 +643,21 @@ class SlotBoard:
                 NotOfferedReason.UNPLANNABLE, f"the placement failed the validator: {listed}"
             )
         return Placement(route=route, pushed_out=cost.pushed_out, cost=cost)
+
+    def placed_route(self, j: int, v: int, row: NDArray[np.int64], lo: int, hi: int) -> Route:
+        """Technician-day v with job j where the scan's `row` put it, re-timed by the kernel (held
+        slots left out: they are not in the plan)."""
+        p = self.problem
+        tm = self._narrowed(j, lo, hi)
+        scratch = _copy(self.rt)
+        pos = int(row[POSITION])
+        if int(row[HOW]) == REPLACE:
+            kernel.remove(tm, scratch, v, pos, 1)
+            pos -= 1
+        kernel.insert(tm, scratch, v, pos, j)
+        route = _route_of(p, tm, scratch, v)
+        held = set(self.held_at)
+        return route.model_copy(update={"visits": [x for x in route.visits if x.job_id not in held]})
 
     def check(self, route: Route, start: datetime, end: datetime) -> list[Violation]:
         """The independent validator on the one route that changes (the others are untouched)."""

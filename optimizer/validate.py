@@ -157,6 +157,12 @@ def _check_route(scenario: Scenario, tech: Technician, route: Route, jobs: dict[
             bad("EXCLUDED", "customer excluded this technician", job.id)
         if job.pinned and (job.pinned.technician_id != tid or job.pinned.date != day):
             bad("PINNED", f"promised to {job.pinned.technician_id} on {job.pinned.date}", job.id)
+        if (
+            job.pinned
+            and job.pinned.start
+            and abs(visit.start - scenario.local(job.pinned.start)) > TOLERANCE
+        ):
+            bad("PINNED", f"pinned to start at {hhmm(scenario.local(job.pinned.start))}", job.id)
         length = visit.end - visit.start
         if abs(length - timedelta(minutes=job.duration_minutes)) > TOLERANCE:
             bad("DURATION", f"on site {minutes(length)}, the job needs {job.duration_minutes:g} min", job.id)
