@@ -46,6 +46,7 @@ from models import (
     Route,
     Scenario,
     SolverStats,
+    Technician,
     Unassigned,
     Window,
     point_key,
@@ -316,17 +317,26 @@ def write_routes(
 
 
 def day_kpis(
-    session: Session, routes: list[Route], left: list[Unassigned], days: list[date], timezone: str
+    session: Session,
+    routes: list[Route],
+    left: list[Unassigned],
+    days: list[date],
+    timezone: str,
+    *,
+    loaded: dict[str, RequestRow] | None = None,
+    technicians: list[Technician] | None = None,
 ) -> Kpis:
     """These days' KPIs, from the requests as stored (windows dropped: only counts, travel,
-    priority, lateness and utilisation are read)."""
+    priority, lateness and utilisation are read); requests and technicians the caller already
+    read are not read again."""
     ids = {v.job_id for r in routes for v in r.visits} | {u.job_id for u in left}
-    rows: list[RequestRow] = (
-        list(session.scalars(select(RequestRow).where(RequestRow.id.in_(ids)))) if ids else []
-    )
-    techs = {
-        t.id: t for t in (store.technician_model(r) for r in store.technicians(session, active_only=False))
-    }
+    if loaded is not None and ids <= loaded.keys():
+        rows = [loaded[i] for i in sorted(ids)]
+    else:
+        rows = list(session.scalars(select(RequestRow).where(RequestRow.id.in_(ids)))) if ids else []
+    if technicians is None:
+        technicians = [store.technician_model(r) for r in store.technicians(session, active_only=False)]
+    techs = {t.id: t for t in technicians}
     jobs = [
         Job.model_validate(r.spec).model_copy(
             update={

@@ -31,7 +31,7 @@ from api.schemas import (
     Promise,
     Waiting,
 )
-from api.tables import CurrentPlanRow, PlanVersionRow, RequestRow, VisitRow
+from api.tables import CurrentPlanRow, PlanVersionRow, RequestRow, TechnicianRow, VisitRow
 from models import Job, JobStatus, Kpis, Pinned, ReasonCode, Route, Technician, Unassigned
 from optimizer import SolveOptions
 from optimizer.evaluate import Evaluation, Placing, evaluate
@@ -148,9 +148,10 @@ def day_kpis(session: Session, service: Service, day: date, which: str = "newest
 
 def board_day(session: Session, service: Service, day: date, which: str = "newest") -> BoardDay:
     pointer, version_id = version_for(session, day, which)
-    techs = [store.technician_model(t) for t in store.technicians(session)]
+    rows_t = store.technicians(session, active_only=False)
+    everyone = [store.technician_model(t) for t in rows_t]
     tz = service.tz
-    members = [_member(t, day, service) for t in techs]
+    members = [_member(t, day, service) for t, row in zip(everyone, rows_t, strict=True) if row.active]
     if pointer is None or version_id is None:
         return BoardDay(
             date=day, now=service.now().astimezone(tz), published=False, published_version=None,
@@ -196,8 +197,32 @@ def board_day(session: Session, service: Service, day: date, which: str = "newes
         routes=board_routes,
         waiting=[Waiting(job_id=u.job_id, reason=u.reason.value, detail=u.detail) for u in left],
         jobs={i: board_job(rows[i], service) for i in sorted(shown) if i in rows},
-        kpis=booking.day_kpis(session, routes, left, [day], service.settings.timezone),
+        kpis=_with_churn(
+            session,
+            service,
+            day,
+            booking.day_kpis(
+                session, routes, left, [day], service.settings.timezone, loaded=rows, technicians=everyone
+            ),
+            pointer,
+            version_id,
+        ),
     )
+
+
+def _with_churn(
+    session: Session, service: Service, day: date, kpis: Kpis, pointer: CurrentPlanRow, shown: int
+) -> Kpis:
+    """A proposal's churn: the share of the visits technicians were told that it moves to another
+    technician or day, or drops."""
+    if pointer.proposed_version_id != shown:
+        return kpis
+    diff = day_diff(session, service, day)
+    told = sum(
+        len(r.visits) for r in day_routes(session, service, pointer.published_version_id or shown, day)
+    )
+    moved = sum(diff.counts.get(k, 0) for k in ("technician", "day", "dropped"))
+    return kpis.model_copy(update={"churn": round(moved / told, 4) if told else None})
 
 
 def _member(t: Technician, day: date, service: Service) -> BoardTechnician:
@@ -295,11 +320,14 @@ def evaluation_input(
     session: Session, service: Service, version_id: int, body: EvaluateRequest | PinBody, job: Job
 ) -> ReplanInput:
     """The one technician-day of `version_id` the question is about, as plain values."""
-    tech_row = next((t for t in store.technicians(session) if t.id == body.technician_id), None)
-    if tech_row is None:
+    tech_row = session.get(TechnicianRow, body.technician_id)
+    if tech_row is None or not tech_row.active:
         raise Unprocessable(["body", "technician_id"], f"no active technician {body.technician_id!r}")
     tech = store.technician_model(tech_row)
-    routes = [r for r in day_routes(session, service, version_id, body.date) if r.technician_id == tech.id]
+    routes = [
+        store.route_model(r, service.tz)
+        for r in store.routes_of(session, version_id=version_id, day=body.date, technician_id=tech.id)
+    ]
     on_route = _requests(session, (v.job_id for r in routes for v in r.visits))
     pool = [PoolJob(job=store.job_model(r), status=JobStatus(r.status)) for r in on_route.values()]
     travel, _ = roads.for_service(

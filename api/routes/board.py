@@ -88,8 +88,12 @@ class BoardFiles(StaticFiles):
 
 @page.get("/board/config.json")
 def board_config(service: ServiceDep) -> dict[str, str | None]:
-    """What the page needs before sign-in: the optional tile server."""
-    return {"tile_url": service.settings.board_tile_url, "timezone": service.settings.timezone}
+    """What the page needs before sign-in: the optional tile server, the zone and the service's day."""
+    return {
+        "tile_url": service.settings.board_tile_url,
+        "timezone": service.settings.timezone,
+        "today": service.today().isoformat(),
+    }
 
 
 @router.get("/v1/me", response_model=WhoAmI)

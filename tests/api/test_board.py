@@ -166,6 +166,7 @@ def test_a_pin_is_placed_as_a_proposal_kept_by_the_replan_and_shown_in_the_diff(
     shown = board(client, loaded)
     assert shown["plan_version"] == body["plan_version"] and shown["proposal"] == body["plan_version"]
     assert not shown["published"]
+    assert shown["kpis"]["churn"] == 0.0  # nothing technicians were told moves: one visit is added
     placed = next(r for r in shown["routes"] if r["technician_id"] == tid)
     visit = next(v for v in placed["visits"] if v["job_id"] == "R9")
     assert visit["start"] == start

@@ -5,6 +5,8 @@
 
 const KEY = "fieldplan.key";
 const SNAP_MINUTES = 15;
+const NUMBERED_STOPS = 250;
+const KINDS = ["installation", "maintenance", "repair", "inspection", "complaint", "training", "follow_up"];
 const COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
   "#7f7f7f", "#bcbd22", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd"];
 
@@ -120,7 +122,7 @@ let wired = false;
 function setupDispatcher() {
   if (wired) return;
   wired = true;
-  const today = new Date().toLocaleDateString("en-CA", { timeZone: state.config.timezone });
+  const today = state.config.today || new Date().toLocaleDateString("en-CA", { timeZone: state.config.timezone });
   state.day = today;
   $("day").value = today;
   $("day").addEventListener("change", () => { state.day = $("day").value; loadDay(); });
@@ -150,23 +152,29 @@ function setView(view) {
 
 async function loadDay() {
   document.body.removeAttribute("data-ready");
+  const diff = api("GET", `/v1/days/${state.day}/diff`).catch(() => null); // in parallel with the board
   try {
     state.board = await api("GET", `/v1/days/${state.day}/board?version=${state.version}`);
   } catch (e) {
     $("evaluation").textContent = "Could not load the day: " + e.message;
     return;
   }
+  performance.mark("board-fetched");
   const b = state.board;
   $("clock").textContent = "now " + hhmm(b.now);
   $("version-state").textContent = b.plan_version == null ? "no plan yet"
     : `version ${b.plan_version}` + (b.published ? " (published)" : b.proposal ? " (proposal)" : " (not published)");
   $("publish").disabled = b.plan_version == null || b.published;
-  drawKpis();
-  drawTimeline();
-  drawMap();
-  drawWaiting();
-  fillPlaceForm();
-  await drawDiff();
+  // Phases measured by benchmarks/board.py (performance.getEntriesByType("measure")).
+  const phase = (name, draw) => { const t = performance.now(); draw(); performance.measure(name, { start: t }); };
+  phase("kpis", drawKpis);
+  phase("timeline", drawTimeline);
+  phase("map", drawMap);
+  phase("waiting", drawWaiting);
+  phase("form", fillPlaceForm);
+  const t = performance.now();
+  drawDiff(await diff);
+  performance.measure("diff", { start: t });
   if (state.view === "week") await drawWeek();
   document.body.setAttribute("data-ready", "1");
 }
@@ -188,6 +196,9 @@ function drawKpis() {
     ["churn", k.churn == null ? "–" : `${Math.round(k.churn * 100)} %`],
   ];
   for (const [name, value] of items) box.append(el("span", { class: "kpi", "data-kpi": name }, el("b", { text: value }), name));
+  const legend = el("span", { class: "legend" });
+  for (const kind of KINDS) legend.append(el("span", { class: "kind-" + kind, text: kind.replace("_", "-") }));
+  box.append(legend);
 }
 
 function bounds() {
@@ -323,12 +334,18 @@ function drawMap() {
   state.markers = {};
   const points = [];
   const byTech = Object.fromEntries(b.technicians.map((t) => [t.id, t]));
+  // Numbered stops as DOM markers while they stay readable; at fleet size, canvas dots (the number
+  // is in the tooltip) keep the map drawn in a few hundred milliseconds.
+  const numbered = b.routes.reduce((n, r) => n + r.visits.length, 0) <= NUMBERED_STOPS;
+  const canvas = state.canvas || (state.canvas = L.canvas({ padding: 0.2 }));
   for (const t of b.technicians) {
-    const home = L.marker([t.home.lat, t.home.lon], {
-      icon: L.divIcon({ html: el("div", { class: "home-marker" }), className: "", iconSize: [12, 12] }),
-      keyboard: false,
-    });
-    home.bindTooltip(el("span", { text: `${t.name}: home` }));
+    const home = numbered
+      ? L.marker([t.home.lat, t.home.lon], {
+        icon: L.divIcon({ html: el("div", { class: "home-marker" }), className: "", iconSize: [12, 12] }),
+        keyboard: false,
+      })
+      : L.circleMarker([t.home.lat, t.home.lon], { renderer: canvas, radius: 4, color: "#111", weight: 2, fillColor: "#111", fillOpacity: 1 });
+    lazyTip(home, () => `${t.name}: home`);
     state.layers.addLayer(home);
     points.push([t.home.lat, t.home.lon]);
   }
@@ -341,14 +358,16 @@ function drawMap() {
       if (!job) return;
       const at = [job.location.lat, job.location.lon];
       line.push(at); points.push(at);
-      const m = L.marker(at, { icon: numberIcon(i + 1, colour), title: v.job_id });
-      m.bindTooltip(el("span", { text: visitText(v, job, byTech[r.technician_id]) }));
+      const m = numbered
+        ? L.marker(at, { icon: numberIcon(i + 1, colour), title: v.job_id })
+        : L.circleMarker(at, { renderer: canvas, radius: 5, color: colour, weight: 2, fillColor: "#fff", fillOpacity: 1 });
+      lazyTip(m, () => `stop ${i + 1}: ` + visitText(v, job, byTech[r.technician_id]));
       m.on("click", () => selectJob(v.job_id, false));
       state.layers.addLayer(m);
       state.markers[v.job_id] = m;
     });
     if (home) line.push([home.lat, home.lon]);
-    state.layers.addLayer(L.polyline(line, { color: colour, weight: 3, opacity: 0.8 }));
+    state.layers.addLayer(L.polyline(line, { color: colour, weight: 3, opacity: 0.8, renderer: numbered ? undefined : canvas }));
   }
   for (const w of b.waiting) {
     const job = b.jobs[w.job_id];
@@ -356,13 +375,24 @@ function drawMap() {
     const at = [job.location.lat, job.location.lon];
     points.push(at);
     const m = L.circleMarker(at, { radius: 6, color: "#666", fillColor: "#aaa", fillOpacity: 0.9, weight: 1 });
-    m.bindTooltip(el("span", { text: `${w.job_id} waiting: ${w.reason}\n${w.detail}` }));
+    lazyTip(m, () => `${w.job_id} waiting: ${w.reason}\n${w.detail}`);
     m.on("click", () => selectJob(w.job_id, false));
     state.layers.addLayer(m);
     state.markers[w.job_id] = m;
   }
-  if (points.length) map.fitBounds(L.latLngBounds(points).pad(0.05));
+  performance.mark("map-layers");
+  if (points.length) map.fitBounds(L.latLngBounds(points).pad(0.05), { animate: false });
   else map.setView([48.85, 2.35], 10);
+}
+
+function lazyTip(marker, text) {
+  // A tooltip is made on first hover (or selection): binding hundreds up front cost the map its speed.
+  marker.tipText = text;
+  marker.once("mouseover", () => { ensureTip(marker); marker.openTooltip(); });
+}
+
+function ensureTip(marker) {
+  if (!marker.getTooltip()) marker.bindTooltip(el("span", { text: marker.tipText() }));
 }
 
 function selectJob(jobId, fromTimeline) {
@@ -373,7 +403,7 @@ function selectJob(jobId, fromTimeline) {
     if (!fromTimeline) n.scrollIntoView({ block: "nearest", inline: "nearest" });
   });
   const m = state.markers[jobId];
-  if (m) { m.openTooltip(); if (fromTimeline) state.map.panTo(m.getLatLng()); }
+  if (m) { ensureTip(m); m.openTooltip(); if (fromTimeline) state.map.panTo(m.getLatLng()); }
   if ($("place-job").value !== jobId && [...$("place-job").options].some((o) => o.value === jobId)) $("place-job").value = jobId;
   document.body.setAttribute("data-selected", jobId);
 }
@@ -576,7 +606,7 @@ function follow(runId) {
     const tick = async () => {
       let run;
       try { run = await api("GET", `/v1/runs/${runId}`); } catch (e) { $("run").textContent = e.message; return; }
-      const planned = run.summary && run.summary.jobs_planned != null ? `, ${run.summary.jobs_planned} jobs planned` : "";
+      const planned = run.summary && run.summary.planned != null ? `, ${run.summary.planned} jobs planned` : "";
       $("run").textContent = `run ${run.id}: ${run.status} · ${run.phase} · ${Math.round(run.progress * 100)} %${planned}`;
       $("run").setAttribute("data-status", run.status);
       if (["succeeded", "failed", "abandoned"].includes(run.status)) {
@@ -592,11 +622,10 @@ function follow(runId) {
   });
 }
 
-async function drawDiff() {
+function drawDiff(d) {
   const list = $("diff");
   list.replaceChildren();
-  let d;
-  try { d = await api("GET", `/v1/days/${state.day}/diff`); } catch (e) { list.append(el("li", { text: "no plan" })); return; }
+  if (!d) { list.append(el("li", { text: "no plan" })); return; }
   if (d.proposed_version == null) { list.append(el("li", { text: "no proposal: the plan shown is what technicians see" })); return; }
   if (!d.changes.length) list.append(el("li", { text: `proposal ${d.proposed_version}: no change for technicians` }));
   for (const c of d.changes) {
