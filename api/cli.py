@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -35,6 +36,7 @@ from api.tables import RunRow, TechnicianRow, utcnow
 from models import Plan, Scenario
 from optimizer import SolveOptions, solve, validate_plan
 from optimizer.solve import DEGRADED
+from optimizer.territories import DEFAULT_THRESHOLD, TerritoryOptions, solve_large
 from scenarios.generate import PRESETS, REGIONS, generate
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="fieldplan: who goes where, when.")
@@ -57,8 +59,25 @@ def solve_cmd(
         int | None, typer.Option("--iterations", min=0, help="stop after N search iterations (repeatable)")
     ] = None,
     details: Annotated[bool | None, typer.Option("--details/--no-details")] = None,
+    parallel: Annotated[
+        int | None,
+        typer.Option(
+            "--parallel",
+            min=1,
+            help="split into territories solved N at a time (default: only above "
+            "FIELDPLAN_TERRITORY_THRESHOLD jobs, 2 at a time)",
+        ),
+    ] = None,
+    backend: Annotated[
+        str, typer.Option("--backend", help="process (a local pool) or ray (RAY_ADDRESS, else a local Ray)")
+    ] = "process",
+    territory_jobs: Annotated[int, typer.Option("--territory-jobs", min=20, help="jobs per territory")] = 500,
 ) -> None:
     """Plan a scenario, print the routes and KPIs, and write the plan JSON.
+
+    Large scenarios (more jobs than FIELDPLAN_TERRITORY_THRESHOLD, default 3000, or with --parallel /
+    --backend ray) are split into territories solved side by side, then their borders repaired;
+    `solver.search_phases` names the territories and the repairs.
 
     Exit codes: 0 plan OK, 1 the validator found a violation, 2 bad input, 3 a search phase failed
     and the best plan found before it was kept (status DEGRADED).
@@ -69,6 +88,19 @@ def solve_cmd(
         fail(str(exc))
     scenario, note = _on_roads(scenario, scenario_file)
     options = SolveOptions(time_limit_seconds=time_limit, seed=seed, iterations=iterations)
+    if backend not in ("process", "ray"):
+        fail(f"--backend: {backend!r} is not one of process, ray")
+    threshold = int(os.environ.get("FIELDPLAN_TERRITORY_THRESHOLD", DEFAULT_THRESHOLD))
+    if parallel is not None or backend == "ray" or len(scenario.jobs) > threshold:
+        how = TerritoryOptions(
+            threshold=1,
+            jobs_per_territory=territory_jobs,
+            backend=backend,  # type: ignore[arg-type]  # checked above
+            parallel=parallel or 2,
+        )
+        plan = _territories(scenario, options, how)
+        _finish(plan, note, scenario, out_file, details)
+        return
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -92,6 +124,31 @@ def solve_cmd(
 
         plan = solve(scenario, options, progress=progress)
         bar.update(task, completed=time_limit)
+    _finish(plan, note, scenario, out_file, details)
+
+
+def _territories(scenario: Scenario, options: SolveOptions, how: TerritoryOptions) -> Plan:
+    """A large solve: a log line per phase (split, territories, each border repair round)."""
+    from optimizer.parallel import WorkerLost
+
+    err.print(
+        f"[dim]{len(scenario.jobs)} jobs: territories of about {how.jobs_per_territory} on the {how.backend} "
+        f"backend, {how.parallel} at a time[/]",
+        highlight=False,
+    )
+    try:
+        return solve_large(
+            scenario, options, how, log=lambda text: err.print(f"[dim]{text}[/]", highlight=False)
+        )
+    except (WorkerLost, RuntimeError) as exc:
+        fail(f"territories: {exc}", 1)
+    raise AssertionError("unreachable")
+
+
+def _finish(
+    plan: Plan, note: str | None, scenario: Scenario, out_file: Path | None, details: bool | None
+) -> None:
+    """Print, write and check a solved plan; exit 1 on violations, 3 when a search phase failed."""
     if note:
         plan.solver.search_phases.insert(0, note)
         if "FALLBACK" in note:

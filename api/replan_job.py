@@ -31,6 +31,7 @@ from optimizer import SolveOptions
 from optimizer.replan import PoolJob, ReplanInput, ReplanResult, replan, working_days_horizon
 from optimizer.search import warm_up
 from optimizer.solve import DEGRADED
+from optimizer.territories import TerritoryOptions
 
 log = logging.getLogger("fieldplan.replan")
 LOCK = "replan"
@@ -314,6 +315,13 @@ def load_input(service: Service, run_id: int) -> tuple[ReplanInput, list[date], 
         not_before=service.now() if from_now else None,
         options=SolveOptions(time_limit_seconds=service.settings.solve_seconds, seed=run_id),
         explain=service.settings.explain_fixes,
+        territories=TerritoryOptions(
+            threshold=service.settings.territory_threshold,
+            jobs_per_territory=service.settings.territory_jobs,
+            backend=service.settings.territory_backend,
+            parallel=service.settings.territory_parallel,
+            address=service.settings.ray_address,
+        ),
     )
     return data, days, seen
 

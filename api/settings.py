@@ -89,6 +89,19 @@ class Settings(BaseSettings):
     geocoder_timeout_seconds: Annotated[float, Field(gt=0)] = 5.0
     max_body_bytes: Annotated[int, Field(gt=0)] = 8 * 1024 * 1024
     max_bulk_requests: Annotated[int, Field(gt=0)] = 10_000
+    territory_threshold: Annotated[int, Field(ge=1)] = Field(
+        3000, description="a re-plan of more jobs than this is split into territories solved in parallel"
+    )
+    territory_jobs: Annotated[int, Field(ge=20)] = Field(500, description="jobs per territory, about")
+    territory_backend: Literal["process", "ray", "serial"] = Field(
+        "process", description="where territories are solved: a local process pool or a Ray cluster"
+    )
+    territory_parallel: Annotated[int, Field(ge=1, le=4096)] = Field(
+        2, description="pool processes (or local Ray CPUs) solving territories side by side"
+    )
+    ray_address: str | None = Field(
+        None, description="an existing Ray cluster (else RAY_ADDRESS, else local)"
+    )
     board_tile_url: str | None = Field(
         None,
         description="the board's map tiles, e.g. https://tiles.example.com/{z}/{x}/{y}.png; none: a plain "

@@ -44,6 +44,7 @@ from models import (
 from optimizer.kpis import compute_kpis
 from optimizer.options import SolveOptions
 from optimizer.solve import Progress, solve
+from optimizer.territories import TerritoryOptions
 from optimizer.validate import Violation, validate_plan
 
 
@@ -75,6 +76,9 @@ class ReplanInput(BaseModel):
         "stable", description="scratch ignores the previous plan except for promises (benchmarks)"
     )
     options: SolveOptions = Field(default_factory=SolveOptions)
+    territories: TerritoryOptions | None = Field(
+        None, description="split into territories above their threshold (national fleets)"
+    )
     explain: bool = Field(
         False, description="propose and verify fixes for every job left out (`optimizer.fixes`)"
     )
@@ -261,7 +265,16 @@ def replan(data: ReplanInput, *, progress: Progress | None = None) -> ReplanResu
     prep = prepare(data)
     scenario, last_plan, expired = prep.scenario, prep.last_plan, prep.expired
     warm = last_plan if data.mode == "stable" else _promises_only(last_plan, prep.promised)
-    plan = solve(scenario, data.options, previous=warm, progress=progress)
+    if data.territories is not None and len(scenario.jobs) > data.territories.threshold:
+        from optimizer.territories import solve_large
+
+        def said(text: str) -> None:
+            if progress is not None:
+                progress(text.split(":")[0], {})
+
+        plan = solve_large(scenario, data.options, data.territories, previous=warm, log=said)
+    else:
+        plan = solve(scenario, data.options, previous=warm, progress=progress)
     if data.mode == "scratch" and last_plan is not None:
         # Churn is still worth reporting for the policy that ignores it.
         plan.kpis = compute_kpis(scenario, plan.routes, plan.unassigned, last_plan)
