@@ -71,6 +71,12 @@ def run(jobs: int, days: int, time_limit: float, seed: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+    if "--territories" in argv:  # national fleets: benchmarks/territories.py
+        from benchmarks import territories
+
+        return territories.main([a for a in argv if a != "--territories"])
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--jobs", type=int, nargs="*", default=[100, 500, 1000, 2000])
     ap.add_argument("--days", type=int, nargs="*", default=[1, 5])

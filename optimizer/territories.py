@@ -53,7 +53,7 @@ class TerritoryOptions(BaseModel):
     threshold: Annotated[int, Field(ge=1)] = Field(
         DEFAULT_THRESHOLD, description="split only scenarios with more jobs than this"
     )
-    jobs_per_territory: Annotated[int, Field(ge=20)] = 500
+    jobs_per_territory: Annotated[int, Field(ge=1)] = 500
     backend: Literal["process", "ray", "serial"] = "process"
     parallel: Annotated[int, Field(ge=1, le=4096)] = 2
     address: str | None = Field(None, description="Ray: an existing cluster (else RAY_ADDRESS, else local)")
@@ -284,6 +284,7 @@ def solve_territories(
         "solve_seconds": [round(a["seconds"], 2) for a in answers],
         "peak_mb": [round(a["peak_mb"], 1) for a in answers],
         "repairs": [],
+        "repair_seconds": [],
     }
     phases = [
         f"territory {t.name}: {len(t.job_ids)} jobs, {len(t.technician_ids)} technicians, "
@@ -336,6 +337,7 @@ def solve_territories(
                 update={"unassigned": [u for u in new.unassigned if u.job_id not in offered]}
             )
             taken_all |= taken
+            stats["repair_seconds"].append(round(answer["seconds"], 2))
             for job_id in taken:
                 src = home[job_id]
                 terr[n].job_ids.append(job_id)

@@ -252,3 +252,28 @@ def test_a_planned_visit_dragged_to_another_technician_leaves_its_route(
     after = board(client, loaded)
     where = [r["technician_id"] for r in after["routes"] for v in r["visits"] if v["job_id"] == job_id]
     assert where == [target]
+
+
+def test_a_replan_above_the_threshold_is_solved_in_territories(db_url: str, clock: Any) -> None:
+    """FIELDPLAN_TERRITORY_THRESHOLD: the service's re-plan splits (here at 3 jobs, 2 per territory),
+    inside its worker process, and stores a validator-clean plan naming the territories."""
+    from api.app import create_app
+    from tests.api.conftest import Keys, settings_for
+
+    service = Service.open(settings_for(db_url, territory_threshold=3, territory_jobs=2), clock=clock)
+    try:
+        with TestClient(create_app(service)) as client:
+            keys = Keys(service)
+            d = bearer(keys.dispatcher)
+            for t in [tech("T1"), tech("T2", lat=45.70, lon=4.90)]:
+                assert client.post("/v1/technicians", json=t, headers=d).status_code == 201
+            for j in [job(f"R{i}", lat=45.70 + 0.02 * i, lon=4.84 + 0.01 * i, skills={}) for i in range(6)]:
+                assert client.post("/v1/requests", json=j, headers=bearer(keys.dispatcher)).status_code == 201
+            plan_day(client, keys)
+            version = board(client, keys)["plan_version"]
+            stored = client.get(f"/v1/plans/{version}", headers=bearer(keys.dispatcher)).json()
+            assert any(p.startswith("territory T") for p in stored["solver"]["search_phases"])
+            planned = [v["job_id"] for r in stored["routes"] for v in r["visits"]]
+            assert len(planned) == len(set(planned)) and planned
+    finally:
+        service.close()

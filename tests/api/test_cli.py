@@ -177,3 +177,18 @@ def test_slots_offers_graded_windows_and_says_why_not_the_others(tmp_path: Path)
     taken = Scenario.model_validate_json(scenario.read_text()).jobs[0].id
     job_file.write_text(json.dumps({**job, "id": taken}))
     assert runner.invoke(app, ["slots", str(scenario), str(plan_file), "--job", str(job_file)]).exit_code == 2
+
+
+def test_solve_in_territories_on_a_process_pool(tmp_path: Path) -> None:
+    out = tmp_path / "plan.json"
+    path = next(p for p in shipped() if p.stem == "regional-week")
+    args = ["solve", str(path), "--time-limit", "3", "--parallel", "2", "--territory-jobs", "40"]
+    args += ["--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "validator: plan OK" in result.output
+    plan = Plan.model_validate_json(out.read_text())
+    assert any(p.startswith("territory T1") for p in plan.solver.search_phases)
+    assert validate_plan(Scenario.model_validate_json(path.read_text()), plan) == []
+    bad = runner.invoke(app, ["solve", str(path), "--backend", "spark"])
+    assert bad.exit_code == 2 and "--backend" in bad.output
