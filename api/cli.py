@@ -71,7 +71,9 @@ def solve_cmd(
     backend: Annotated[
         str, typer.Option("--backend", help="process (a local pool) or ray (RAY_ADDRESS, else a local Ray)")
     ] = "process",
-    territory_jobs: Annotated[int, typer.Option("--territory-jobs", min=20, help="jobs per territory")] = 500,
+    territory_jobs: Annotated[
+        int, typer.Option("--territory-jobs", min=20, help="jobs per territory")
+    ] = 1000,
 ) -> None:
     """Plan a scenario, print the routes and KPIs, and write the plan JSON.
 

@@ -31,7 +31,7 @@ from api.schemas import (
     Promise,
     Waiting,
 )
-from api.tables import CurrentPlanRow, PlanVersionRow, RequestRow, TechnicianRow, VisitRow
+from api.tables import CurrentPlanRow, PlanVersionRow, RequestRow, RouteRow, TechnicianRow, VisitRow
 from models import Job, JobStatus, Kpis, Pinned, ReasonCode, Route, Technician, Unassigned
 from optimizer import SolveOptions
 from optimizer.evaluate import Evaluation, Placing, evaluate
@@ -407,9 +407,7 @@ def pin(
         )
         if not result.feasible or result.route is None:
             raise Conflict(f"{request_id} cannot go to {body.technician_id} then: {result.detail}")
-    elif not any(
-        t.id == body.technician_id for t in (store.technician_model(x) for x in store.technicians(session))
-    ):
+    elif (t := session.get(TechnicianRow, body.technician_id)) is None or not t.active:
         raise Unprocessable(["body", "technician_id"], f"no active technician {body.technician_id!r}")
     start = result.start if result is not None and body.start is not None else body.start
     row.spec = {
@@ -449,21 +447,29 @@ def _taken_out(
 ) -> dict[tuple[str, date], Route | None]:
     """The route the pinned job leaves (in its day's newest version), without it."""
     out: dict[tuple[str, date], Route | None] = {}
-    pointers = session.scalars(select(CurrentPlanRow).where(CurrentPlanRow.date >= service.today()))
-    techs = {t.id: store.technician_model(t) for t in store.technicians(session, active_only=False)}
-    for pointer in pointers:
-        for r in day_routes(session, service, pointer.plan_version_id, pointer.date):
-            key = (r.technician_id, r.date)
-            if key == exclude or not any(v.job_id == job_id for v in r.visits):
-                continue
+    newest = {
+        p.date: p.plan_version_id
+        for p in session.scalars(select(CurrentPlanRow).where(CurrentPlanRow.date >= service.today()))
+    }
+    hits = session.execute(
+        select(RouteRow.technician_id, RouteRow.date, RouteRow.plan_version_id)
+        .join(VisitRow, VisitRow.route_id == RouteRow.id)
+        .where(VisitRow.job_id == job_id, RouteRow.plan_version_id.in_(set(newest.values())))
+    )
+    for tech_id, day, version_id in hits:
+        if newest.get(day) != version_id or (tech_id, day) == exclude:
+            continue
+        tech = store.technician_model(session.get(TechnicianRow, tech_id))  # type: ignore[arg-type]
+        for row in store.routes_of(session, version_id=version_id, day=day, technician_id=tech_id):
+            r = store.route_model(row, service.tz)
             rows = _requests(session, (v.job_id for v in r.visits))
             points = {i: store.job_model(x).location for i, x in rows.items()}
             travel, _ = roads.for_service(
                 service.settings,
-                roads.places([techs[r.technician_id]], [store.job_model(x) for x in rows.values()]),
+                roads.places([tech], [store.job_model(x) for x in rows.values()]),
                 roads.uploaded(session),
             )
-            out[key] = without_visit(r, job_id, techs[r.technician_id], points, travel)
+            out[(tech_id, day)] = without_visit(r, job_id, tech, points, travel)
     return out
 
 

@@ -92,7 +92,7 @@ class Settings(BaseSettings):
     territory_threshold: Annotated[int, Field(ge=1)] = Field(
         3000, description="a re-plan of more jobs than this is split into territories solved in parallel"
     )
-    territory_jobs: Annotated[int, Field(ge=1)] = Field(500, description="jobs per territory, about")
+    territory_jobs: Annotated[int, Field(ge=1)] = Field(1000, description="jobs per territory, about")
     territory_backend: Literal["process", "ray", "serial"] = Field(
         "process", description="where territories are solved: a local process pool or a Ray cluster"
     )

@@ -88,6 +88,20 @@ def national(jobs: int, technicians: int, seed: int = 7) -> Scenario:
     return Scenario.model_validate(merged)
 
 
+def by_family(plan: Any) -> str:
+    """Planned / doable per region family (ids start with the region: R03-...)."""
+    total: dict[str, list[int]] = {}
+    planned = {v.job_id for r in plan.routes for v in r.visits}
+    not_doable = {u.job_id for u in plan.unassigned if u.reason in NOT_DOABLE}
+    ids = planned | {u.job_id for u in plan.unassigned}
+    for job_id in ids:
+        family = FAMILIES[int(job_id[1:3]) % len(FAMILIES)]
+        cell = total.setdefault(family, [0, 0])
+        cell[0] += job_id in planned
+        cell[1] += job_id not in not_doable
+    return ", ".join(f"{f} {100 * a / max(b, 1):.1f} %" for f, (a, b) in sorted(total.items()))
+
+
 def doable(plan: Any) -> int:
     return plan.kpis.jobs_total - sum(u.reason in NOT_DOABLE for u in plan.unassigned)
 
@@ -113,6 +127,7 @@ def row(
         else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "repaired": sum(r["taken"] for r in stats["repairs"]) if stats else 0,
         "violations": violations,
+        "families": by_family(plan),
     }
 
 
@@ -138,12 +153,12 @@ def decomposed(
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--jobs", type=int, default=20000)
+    ap.add_argument("--jobs", type=int, default=20000, help="the national week (0: only --compare)")
     ap.add_argument("--technicians", type=int, default=1000)
     ap.add_argument("--backends", default="process,ray")
     ap.add_argument("--parallel", type=int, default=2)
     ap.add_argument("--time-limit", type=float, default=15.0, help="seconds per territory")
-    ap.add_argument("--territory-jobs", type=int, default=500)
+    ap.add_argument("--territory-jobs", type=int, default=1000)
     ap.add_argument("--compare", type=int, default=5000, help="also solve a week this size whole (0: no)")
     args = ap.parse_args(argv)
     rows = []
@@ -165,9 +180,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         ratio = rows[-2]["km_per_job"] / max(rows[-1]["km_per_job"], 1e-9)
         print(f"[territories] {args.compare} jobs: km per job split / whole = {ratio:.3f}", file=sys.stderr)
-    big = national(args.jobs, args.technicians)
-    print(f"[territories] {len(big.jobs)} jobs, {len(big.technicians)} technicians", file=sys.stderr)
-    for name in [b for b in args.backends.split(",") if b]:
+    big = national(args.jobs, args.technicians) if args.jobs else None
+    for name in [b for b in args.backends.split(",") if b and big is not None]:
+        assert big is not None
+        print(f"[territories] {len(big.jobs)} jobs, {len(big.technicians)} technicians", file=sys.stderr)
         try:
             plan, wall, stats = decomposed(big, name, args.parallel, args.time_limit, args.territory_jobs)
         except RuntimeError as exc:
@@ -185,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {r['scenario']} | {r['how']} | {r['territories']} | {r['planned']} / {r['doable']} | "
               f"{100 * r['share']:.1f} % | {r['km_per_job']:.2f} | {r['wall_s']:.0f} | {serial} | "
               f"{r['peak_mb']:.0f} | {r['repaired']} | {r['violations']} |")  # fmt: skip
+    for r in rows:
+        print(f"{r['scenario']}, {r['how']}: planned / doable by region family: {r['families']}")
     per_territory = [
         s for r in rows for s in ([] if r["serial_s"] is None else [r["serial_s"] / r["territories"]])
     ]

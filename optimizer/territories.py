@@ -5,10 +5,10 @@ the route-based decomposition literature (Santini, Schneider, Vidal, Vigo 2023: 
 parts with the same solver, then work across the borders):
 
 1. **Split**: job sites are clustered (k-means on an equal-area projection, seeded, about
-   `jobs_per_territory` each); technicians go to a territory by home, nearest first, until each
-   territory holds the share of the fleet's shift time that its work asks for (the technicians with
-   most to lose by going elsewhere choose first). A job no technician of its territory can do
-   (skill, exclusion, pin) moves to the nearest territory that can: rare skills are never stranded.
+   `jobs_per_territory` each); technicians join the territory nearest home, then a territory with
+   less shift time than its work asks for borrows the nearest technicians of better-staffed ones. A
+   job no technician of its territory can do (skill, exclusion, pin) moves to the nearest territory
+   that can: rare skills are never stranded.
 2. **Solve**: each territory is a plain `Scenario`, solved by the same `solve` as everywhere, shipped
    to a worker as JSON (see `optimizer.parallel`).
 3. **Border repair**: jobs a territory left out for lack of room are offered to the nearest
@@ -35,6 +35,8 @@ from optimizer.options import SolveOptions
 
 #: Reasons another territory may cure (room, shifts); the others hold everywhere.
 REPAIRABLE = {ReasonCode.CAPACITY, ReasonCode.NO_SHIFT_IN_WINDOW, ReasonCode.DEMAND_EXCEEDS_VAN}
+#: A territory with less shift time than this share of what its work asks for borrows technicians.
+LOW = 0.9
 #: Neighbours a left-out job is offered to, one per round.
 NEIGHBOURS = 2
 
@@ -53,7 +55,7 @@ class TerritoryOptions(BaseModel):
     threshold: Annotated[int, Field(ge=1)] = Field(
         DEFAULT_THRESHOLD, description="split only scenarios with more jobs than this"
     )
-    jobs_per_territory: Annotated[int, Field(ge=1)] = 500
+    jobs_per_territory: Annotated[int, Field(ge=1)] = 1000
     backend: Literal["process", "ray", "serial"] = "process"
     parallel: Annotated[int, Field(ge=1, le=4096)] = 2
     address: str | None = Field(None, description="Ray: an existing cluster (else RAY_ADDRESS, else local)")
@@ -89,8 +91,7 @@ def _kmeans(xy: np.ndarray, k: int, seed: int, rounds: int = 25) -> tuple[np.nda
         d2 = np.minimum(d2, ((xy - centers[c]) ** 2).sum(axis=1))
     label = np.zeros(len(xy), dtype=np.int64)
     for _ in range(rounds):
-        dist = ((xy[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2)
-        label = dist.argmin(axis=1)
+        label = _nearest(xy, centers)
         moved = centers.copy()
         for c in range(k):
             members = xy[label == c]
@@ -100,6 +101,16 @@ def _kmeans(xy: np.ndarray, k: int, seed: int, rounds: int = 25) -> tuple[np.nda
             break
         centers = moved
     return centers, label
+
+
+def _nearest(xy: np.ndarray, centers: np.ndarray, chunk: int = 8192) -> np.ndarray:
+    """The nearest centre of every point, a chunk at a time (200,000 points x 400 centres at once
+    would be a 1.3 GB matrix)."""
+    out = np.empty(len(xy), dtype=np.int64)
+    for a in range(0, len(xy), chunk):
+        part = xy[a : a + chunk]
+        out[a : a + chunk] = ((part[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2).argmin(axis=1)
+    return out
 
 
 def _shift_minutes(tech: Technician, days: set[Any]) -> float:
@@ -118,7 +129,7 @@ def _can_do(tech: Technician, job: Job) -> bool:
     return job.pinned is None or job.pinned.technician_id == tech.id
 
 
-def split(scenario: Scenario, jobs_per_territory: int = 500, seed: int = 0) -> Split:
+def split(scenario: Scenario, jobs_per_territory: int = 1000, seed: int = 0) -> Split:
     """Territories of about `jobs_per_territory` jobs with the technicians to do them."""
     jobs, techs = scenario.jobs, scenario.technicians
     k = max(1, min(math.ceil(len(jobs) / max(1, jobs_per_territory)), len(techs) or 1))
@@ -136,27 +147,31 @@ def split(scenario: Scenario, jobs_per_territory: int = 500, seed: int = 0) -> S
         work[label[i]] += j.duration_minutes
     capacity = np.array([_shift_minutes(t, days) for t in techs])
     need = work / max(work.sum(), 1e-9) * capacity.sum()
-    # Technicians with most to lose by going elsewhere choose first (regret of the nearest centre).
+    # Everyone starts in the territory nearest home; then, while a territory has much less shift time
+    # than its work asks for, it takes the technician of a better-staffed territory whose home is
+    # nearest to it, so long as that leaves the giver staffed as well. Moves are few and short.
     home = _xy(np.array([(t.home.lat, t.home.lon) for t in techs], dtype=np.float64).reshape(-1, 2), lat0)
     dist = (
         np.sqrt(((home[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2))
         if len(techs)
         else np.zeros((0, k))
     )
-    order = np.argsort(dist, axis=1)
-    regret = (
-        dist[np.arange(len(techs)), order[:, 1]] - dist[np.arange(len(techs)), order[:, 0]]
-        if k > 1
-        else np.zeros(len(techs))
-    )
-    owner = np.full(len(techs), -1, dtype=np.int64)
-    held = np.zeros(k)
-    for t in np.argsort(-regret, kind="stable"):
-        choice = next((int(c) for c in order[t][: min(3, k)] if held[c] < need[c]), None)
-        if choice is None:  # its three nearest are full: where the shortfall is largest
-            choice = int(np.argmax((need - held) / np.maximum(need, 1.0)))
-        owner[t] = choice
-        held[choice] += capacity[t]
+    owner = dist.argmin(axis=1) if len(techs) else np.zeros(0, dtype=np.int64)
+    held = np.bincount(owner, weights=capacity, minlength=k).astype(np.float64)
+    for _ in range(len(techs)):
+        ratio = held / np.maximum(need, 1.0)
+        short = int(np.argmin(ratio))
+        if ratio[short] >= LOW or need[short] <= 0:
+            break
+        # The candidates: technicians of territories that stay at least as well staffed after giving.
+        after = (held[owner] - capacity) / np.maximum(need[owner], 1.0)
+        ok = (owner != short) & (after >= np.maximum(ratio[short] + 0.05, LOW))
+        if not ok.any():
+            break
+        t = int(np.flatnonzero(ok)[np.argmin(dist[ok, short] - dist[ok, owner[ok]])])
+        held[owner[t]] -= capacity[t]
+        held[short] += capacity[t]
+        owner[t] = short
     # A territory nobody works in hands its jobs to the nearest that has technicians.
     staffed = [c for c in range(k) if (owner == c).any()] or [0]
     for c in range(k):
@@ -237,8 +252,6 @@ def payload(
 def solve_payload(data: dict[str, Any]) -> dict[str, Any]:
     """One territory's solve, in a worker: plain values in, plain values out (with the worker's
     peak memory, for the benchmark)."""
-    import resource
-
     from optimizer.solve import solve
 
     scenario = Scenario.model_validate(data["scenario"])
@@ -249,8 +262,23 @@ def solve_payload(data: dict[str, Any]) -> dict[str, Any]:
         "name": data["name"],
         "plan": plan.model_dump(mode="json", by_alias=True),
         "seconds": time.monotonic() - began,
-        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_mb": _peak_mb(),
     }
+
+
+def _peak_mb() -> float:
+    """This process's peak resident memory. VmHWM is the process image's own; ru_maxrss survives
+    exec on Linux, so a spawned worker would report the peak of the process that spawned it."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def solve_territories(
@@ -258,7 +286,7 @@ def solve_territories(
     options: SolveOptions,
     mapper: Mapper,
     *,
-    jobs_per_territory: int = 500,
+    jobs_per_territory: int = 1000,
     previous: Plan | None = None,
     worker: Callable[[dict[str, Any]], dict[str, Any]] = solve_payload,
     log: Callable[[str], None] | None = None,
