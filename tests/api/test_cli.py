@@ -182,7 +182,7 @@ def test_slots_offers_graded_windows_and_says_why_not_the_others(tmp_path: Path)
 def test_solve_in_territories_on_a_process_pool(tmp_path: Path) -> None:
     out = tmp_path / "plan.json"
     path = next(p for p in shipped() if p.stem == "regional-week")
-    args = ["solve", str(path), "--time-limit", "3", "--parallel", "2", "--territory-jobs", "40"]
+    args = ["solve", str(path), "--time-limit", "1", "--parallel", "2", "--territory-jobs", "80"]
     args += ["--out", str(out)]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
