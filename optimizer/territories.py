@@ -187,16 +187,30 @@ def split(scenario: Scenario, jobs_per_territory: int = 1000, seed: int = 0) -> 
     }
     tech_home = {t.id: int(owner[i]) for i, t in enumerate(techs)}
     moved: dict[str, str] = {}
+    # Who can meet each distinct skill requirement, by territory, once (a national week has a few
+    # dozen); a job's exclusions are taken off that.
+    qualified: dict[tuple[tuple[str, int], ...], dict[int, set[str]]] = {}
+    able_for: dict[tuple[tuple[str, int], ...], set[int]] = {}
     for i, job in enumerate(jobs):
         here = int(label[i])
         if job.pinned is not None and job.pinned.technician_id in tech_home:
             target = tech_home[job.pinned.technician_id]
-        elif any(_can_do(t, job) for t in by_territory.get(here, [])):
-            continue
         else:
-            target = next(
-                (c for c in center_order[here] if any(_can_do(t, job) for t in by_territory[c])), here
-            )
+            need = tuple(sorted(job.skills.items()))
+            if need not in qualified:
+                where: dict[int, set[str]] = {}
+                for t, tech in enumerate(techs):
+                    if all(tech.skills.get(name, 0) >= level for name, level in need):
+                        where.setdefault(int(owner[t]), set()).add(tech.id)
+                qualified[need] = where
+            if job.excluded_technicians:
+                excluded = set(job.excluded_technicians)
+                able = {c for c, ids in qualified[need].items() if ids - excluded}
+            else:
+                able = able_for.get(need) or able_for.setdefault(need, set(qualified[need]))
+            if here in able:
+                continue
+            target = next((c for c in center_order[here] if c in able), here)
         if target != here:
             label[i] = target
             moved[job.id] = f"T{staffed.index(target) + 1}"
