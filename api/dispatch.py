@@ -49,8 +49,8 @@ def _requests(session: Session, ids: Iterable[str]) -> dict[str, RequestRow]:
     return {r.id: r for r in session.scalars(select(RequestRow).where(RequestRow.id.in_(wanted)))}
 
 
-def board_job(row: RequestRow, service: Service) -> BoardJob:
-    job = store.job_model(row)
+def board_job(row: RequestRow, service: Service, job: Job | None = None) -> BoardJob:
+    job = job or store.job_model(row)
     tz = service.tz
     return BoardJob(
         id=job.id,
@@ -162,7 +162,8 @@ def board_day(session: Session, service: Service, day: date, which: str = "newes
     routes = day_routes(session, service, version_id, day)
     left, rows = waiting_of(session, service, version, day)
     rows.update(_requests(session, (v.job_id for r in routes for v in r.visits)))
-    dues = {i: store.job_model(r).due for i, r in rows.items()}
+    models = {i: store.job_model(r) for i, r in rows.items()}
+    dues = {i: m.due for i, m in models.items()}
     board_routes = [
         BoardRoute(
             technician_id=r.technician_id,
@@ -196,7 +197,7 @@ def board_day(session: Session, service: Service, day: date, which: str = "newes
         technicians=members,
         routes=board_routes,
         waiting=[Waiting(job_id=u.job_id, reason=u.reason.value, detail=u.detail) for u in left],
-        jobs={i: board_job(rows[i], service) for i in sorted(shown) if i in rows},
+        jobs={i: board_job(rows[i], service, models[i]) for i in sorted(shown) if i in rows},
         kpis=_with_churn(
             session,
             service,
@@ -360,9 +361,15 @@ def evaluate_placing(
     if body.date < service.today():
         raise Unprocessable(["body", "date"], f"{body.date} is over")
     job = store.job_model(_request(session, body.job_id, ["body", "job_id"]))
-    base = evaluation_input(session, service, version_id, body, job)
+    return _evaluated(session, service, version_id, body, job)
+
+
+def _evaluated(
+    session: Session, service: Service, version_id: int, body: EvaluateRequest | PinBody, job: Job
+) -> Evaluation:
+    """The optimizer's answer for `body`'s technician-day of `version_id` (a question or a pin)."""
     return evaluate(
-        base,
+        evaluation_input(session, service, version_id, body, job),
         Placing(
             job=job,
             technician_id=body.technician_id,
@@ -382,10 +389,9 @@ def pin(
     if body.date < service.today():
         raise Unprocessable(["body", "date"], f"{body.date} is over")
     booking.lock_plan(session, service.now())
-    row = session.get(RequestRow, request_id)
-    if row is None:
+    if session.get(RequestRow, request_id) is None:
         raise NotFound(f"no request {request_id!r}")
-    _request(session, request_id, ["path", "request_id"])
+    row = _request(session, request_id, ["path", "request_id"])
     if body.start is not None and _local(body.start, service.tz).date() != body.date:
         raise Unprocessable(["body", "start"], f"{body.start} is not on {body.date}")
     job = store.job_model(row)
@@ -394,17 +400,7 @@ def pin(
     result: Evaluation | None = None
     placed_in: int | None = None
     if version_id is not None:
-        base = evaluation_input(session, service, version_id, body, job)
-        result = evaluate(
-            base,
-            Placing(
-                job=job,
-                technician_id=body.technician_id,
-                date=body.date,
-                start=body.start,
-                tolerance_minutes=body.tolerance_minutes,
-            ),
-        )
+        result = _evaluated(session, service, version_id, body, job)
         if not result.feasible or result.route is None:
             raise Conflict(f"{request_id} cannot go to {body.technician_id} then: {result.detail}")
     elif (t := session.get(TechnicianRow, body.technician_id)) is None or not t.active:
