@@ -174,12 +174,13 @@ def _finish(
 
 
 def _on_roads(scenario: Scenario, scenario_file: Path) -> tuple[Scenario, str | None]:
-    """Road travel (`osm`, `osrm`) read into a matrix, cached (FIELDPLAN_TRAVEL_CACHE, default
+    """The scenario as planned: availability calendars and contracts expanded (`Scenario.expanded`),
+    road travel (`osm`, `osrm`) read into a matrix, cached (FIELDPLAN_TRAVEL_CACHE, default
     ~/.cache/fieldplan/travel); roads that cannot be read end with one line and exit 2."""
     from api.roads import RoadsUnavailable, default_cache, resolve
 
     try:
-        return resolve(scenario, base=scenario_file.parent, cache=default_cache())
+        return resolve(scenario.expanded(), base=scenario_file.parent, cache=default_cache())
     except RoadsUnavailable as exc:
         fail(f"{scenario_file}: travel: {exc}")
     raise AssertionError("unreachable")

@@ -8,12 +8,12 @@ file is either wholly valid or rejected with every broken field named.
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
-from enum import StrEnum
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, StrictBool, field_validator, model_validator
 
+from models.availability import Availability
 from models.common import (
     ClockTime,
     GeoPoint,
@@ -24,23 +24,8 @@ from models.common import (
     duplicates,
     minutes_of,
 )
-
-
-class JobKind(StrEnum):
-    INSTALLATION = "installation"
-    MAINTENANCE = "maintenance"
-    REPAIR = "repair"
-    INSPECTION = "inspection"
-    COMPLAINT = "complaint"
-    TRAINING = "training"
-    FOLLOW_UP = "follow_up"
-
-
-class Contract(StrEnum):
-    NONE = "none"
-    STANDARD = "standard"
-    PREMIUM = "premium"
-
+from models.kinds import Contract, JobKind
+from models.maintenance import Asset, MaintenanceContract, OccurrenceRef
 
 Priority = Annotated[int, Field(ge=1, le=5, description="1 is the most urgent")]
 
@@ -175,6 +160,11 @@ class Technician(Strict):
     capacity: Annotated[int, Field(ge=0, le=1_000_000)] | None = Field(
         None, description="van capacity in the same units as Job.demand; none = unlimited"
     )
+    availability: Availability | None = Field(
+        None,
+        description="a weekly shift template with dated exceptions and public holidays: the shifts of "
+        "days not listed in `shifts` are derived from it",
+    )
 
     @field_validator("shifts")
     @classmethod
@@ -185,6 +175,22 @@ class Technician(Strict):
                 raise ValueError(f"two shifts on {shift.date}; give one shift per day")
             seen.add(shift.date)
         return sorted(shifts, key=lambda s: s.date)
+
+    def with_derived_shifts(self, days: list[date]) -> Technician:
+        """The technician with a dated shift for every day of `days` the availability calendar says
+        they work (a typed shift beats the template; a dated exception beats both). Idempotent."""
+        if self.availability is None:
+            return self
+        typed = {s.date: (s.start, s.end) for s in self.shifts}
+        shifts = [s for s in self.shifts if s.date not in days]
+        for day in days:
+            worked = self.availability.shift_on(day, typed.get(day))
+            if worked is not None:
+                shifts.append(Shift(date=day, start=worked[0], end=worked[1]))
+        shifts.sort(key=lambda s: s.date)
+        if shifts == self.shifts:
+            return self
+        return self.model_copy(update={"shifts": shifts})
 
     @property
     def start_point(self) -> GeoPoint:
@@ -269,6 +275,12 @@ class Job(Strict):
         "visit): the visit starts inside it, whoever the technician; hard, planned before any priority",
     )
     demand: Annotated[int, Field(ge=0, le=1_000_000)] = 0
+    asset_id: Identifier | None = Field(
+        None, description="the equipment concerned: its warranty date decides `warranty` (the asset wins)"
+    )
+    occurrence: OccurrenceRef | None = Field(
+        None, description="a maintenance contract's visit: planned near its due date, inside its window"
+    )
     notes: Annotated[str, Field(max_length=2000)] | None = None
 
     @property
@@ -291,6 +303,11 @@ class Scenario(Strict):
     travel: TravelSettings = Field(default_factory=TravelSettings)
     technicians: list[Technician]
     jobs: list[Job]
+    assets: list[Asset] = Field(default_factory=list, description="installed equipment jobs may name")
+    contracts: list[MaintenanceContract] = Field(
+        default_factory=list,
+        description="maintenance contracts: their occurrences in the horizon become jobs (`expanded`)",
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -369,6 +386,22 @@ class Scenario(Strict):
                         f"{where}.windows[{wi}]: {window.start.isoformat()} to "
                         f"{window.end.isoformat()} lies outside the horizon"
                     )
+        assets = {a.id for a in self.assets}
+        if dup := duplicates([a.id for a in self.assets]):
+            errors.append(f"assets: duplicate id(s) {', '.join(dup[:10])}")
+        if dup := duplicates([c.id for c in self.contracts]):
+            errors.append(f"contracts: duplicate id(s) {', '.join(dup[:10])}")
+        for ci, contract in enumerate(self.contracts):
+            for aid in contract.asset_ids:
+                if aid not in assets:
+                    errors.append(f"contracts[{ci}] ({contract.id}).asset_ids: unknown asset {aid!r}")
+            pref = contract.preferred_technician_id
+            if pref is not None and pref not in techs:
+                errors.append(f"contracts[{ci}] ({contract.id}).preferred_technician_id: unknown {pref!r}")
+        if self.assets:
+            for ji, job in enumerate(self.jobs):
+                if job.asset_id is not None and job.asset_id not in assets:
+                    errors.append(f"jobs[{ji}] ({job.id}).asset_id: unknown asset {job.asset_id!r}")
         if self.travel.metric == "matrix" and self.travel.matrix is not None:
             known = {point_key(p) for p in self.travel.matrix.locations}
             for ti, tech in enumerate(self.technicians):
@@ -381,6 +414,14 @@ class Scenario(Strict):
         if errors:
             raise ValueError("; ".join(errors))
         return self
+
+    def expanded(self) -> Scenario:
+        """The scenario as the optimizer plans it: shifts derived from availability calendars, each
+        contract's occurrences whose window meets the horizon as jobs, warranty read from assets.
+        Idempotent: expanding an expanded scenario changes nothing."""
+        from models.expand import expand
+
+        return expand(self)
 
     def technician(self, technician_id: str) -> Technician:
         for tech in self.technicians:

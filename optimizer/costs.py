@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 
 from optimizer.kernel import DAY_END, INF, SHIFT_END, Routes, Timing, end_after, hot, jit, starts_of
 from optimizer.options import Weights
-from optimizer.problem import COST_PER_TRAVEL_TICK, Problem, per_tick
+from optimizer.problem import COST_PER_TRAVEL_TICK, NO_DUE_DAY, Problem, per_tick
 
 LEVELS = 6  # 0: promised (pinned or a confirmed appointment), then priorities 1..5
 
@@ -66,7 +66,15 @@ def vehicle_job_costs(problem: Problem, weights: Weights) -> NDArray[np.int64]:
     tech = np.array([v.technician for v in p.vehicles], dtype=np.int64)
     late_days = np.maximum(day[:, None] - p.earliest_day[None, :], 0)
     urgency = (6 - p.priority)[None, :]
-    out += np.rint(late_days * urgency * per_minute(p, weights.wait_per_day)).astype(np.int64)
+    occurrence = (p.due_day != NO_DUE_DAY)[None, :]
+    waited = np.rint(late_days * urgency * per_minute(p, weights.wait_per_day)).astype(np.int64)
+    # A maintenance occurrence is not waiting: it is best on its due date; earlier days cost a little
+    # (a visit too soon shortens the service interval), later ones more (the customer is owed it).
+    off_due = day[:, None] - p.due_day[None, :]
+    due_cost = np.maximum(-off_due, 0) * per_minute(p, weights.maintenance_early_per_day) + np.maximum(
+        off_due, 0
+    ) * per_minute(p, weights.maintenance_late_per_day)
+    out += np.where(occurrence, due_cost, waited)
     miss = per_minute(p, weights.preferred_miss)
     move = per_minute(p, weights.stability_move)
     for j in range(n_j):

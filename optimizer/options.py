@@ -35,6 +35,12 @@ class Weights(BaseModel):
     wait_per_day: NonNegative = Field(
         1.0, description="per day later than the job's earliest possible day, times (6 - priority)"
     )
+    maintenance_early_per_day: NonNegative = Field(
+        2.0, description="per day a maintenance occurrence is visited before its due date"
+    )
+    maintenance_late_per_day: NonNegative = Field(
+        8.0, description="per day a maintenance occurrence is visited after its due date (inside its window)"
+    )
     stability_move: NonNegative = Field(
         30.0, description="per job moved off the technician/day the previous plan gave it"
     )

@@ -20,6 +20,7 @@ from optimizer.kernel import Checker, Timing
 from optimizer.options import SolveOptions
 from optimizer.travel import TravelProvider, provider_for
 
+NO_DUE_DAY = -(10**6)  # `Problem.due_day` of a job that is not a maintenance occurrence
 COST_PER_TRAVEL_TICK = 10  # integer costs with a tenth-of-a-tick resolution for the soft weights
 
 
@@ -67,6 +68,7 @@ class Problem:
     allowed: list[NDArray[np.int64]]  # per job node: vehicles that may serve it alone
     preferred: list[frozenset[int]]  # technician indices
     earliest_day: NDArray[np.int64]
+    due_day: NDArray[np.int64]  # a maintenance occurrence's due date (horizon day index); NO_DUE_DAY else
     previous: dict[int, tuple[int, int]] = field(default_factory=dict)  # node -> (technician, day)
     rejected: list[tuple[int, ReasonCode, str]] = field(default_factory=list)
 
@@ -370,11 +372,17 @@ def build_problem(
     jobs = [scenario.jobs[i] for i in keep]
     service = np.zeros(n_jobs + n_loc, dtype=np.int64)
     service[:n_jobs] = durations[keep] if keep else []
+    # An occurrence's lateness is priced per day from its due date (`due_day`), not per tick.
     due_start = np.array(
         [
-            ticks(j.due) - int(durations[i]) if j.due is not None else -1
+            ticks(j.due) - int(durations[i]) if j.due is not None and j.occurrence is None else -1
             for i, j in zip(keep, jobs, strict=True)
         ],
+        dtype=np.int64,
+    )
+    h_start = scenario.horizon.start
+    due_day = np.array(
+        [(j.occurrence.due - h_start).days if j.occurrence is not None else NO_DUE_DAY for j in jobs],
         dtype=np.int64,
     )
     priority = np.array([j.effective_priority for j in jobs], dtype=np.int64)
@@ -413,6 +421,7 @@ def build_problem(
         allowed=allowed,
         preferred=preferred,
         earliest_day=earliest_day,
+        due_day=due_day,
         previous=prev_map,
         rejected=rejected,
     )

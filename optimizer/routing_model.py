@@ -314,6 +314,7 @@ def restrict(problem: Problem, vehicles: list[int], nodes: list[int]) -> Problem
         allowed=allowed,
         preferred=[p.preferred[n] for n in nodes],
         earliest_day=p.earliest_day[idx] if nodes else p.earliest_day[:0],
+        due_day=p.due_day[idx] if nodes else p.due_day[:0],
         previous={new_of[n]: p.previous[n] for n in nodes if n in p.previous},
         rejected=[],
     )

@@ -316,6 +316,7 @@ class SlotBoard:
             (p.demand, mini.demand[0]),
             (self.engine.nb.demand, mini.demand[0]),
             (p.earliest_day, mini.earliest_day[0]),
+            (p.due_day, mini.due_day[0]),
             (self.last_hi, dom[-1, 1]),
             (
                 self.lost,
