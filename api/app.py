@@ -27,6 +27,7 @@ from api.routes import (
     health,
     intraday,
     keys,
+    maintenance,
     me,
     plans,
     requests,
@@ -198,6 +199,7 @@ def create_app(
         keys,
         health,
         board,
+        maintenance,
     ):
         app.include_router(module.router)
     app.include_router(board.page)

@@ -132,9 +132,9 @@ def verify(session: Session, token: str, now: datetime, loc: list[str | int]) ->
 
 
 def horizon_for(service: Service, days: int | None) -> Horizon:
-    from optimizer.replan import working_days_horizon
+    from api.replan_job import working_horizon
 
-    return working_days_horizon(service.today(), days or service.settings.horizon_working_days)
+    return working_horizon(service, service.today(), days or service.settings.horizon_working_days)
 
 
 def board_clock(now: datetime) -> datetime:

@@ -6,14 +6,17 @@ from dataclasses import dataclass
 from datetime import date, time, timedelta
 from pathlib import Path
 
-from api import store
+from api import maintenance, store
 from api.context import Service
 from api.replan_job import start_run
 from api.security import Role, create_key
-from api.tables import RequestRow, RunRow
-from models import Horizon, JobStatus, ReasonCode, Scenario, working_days
+from api.tables import AssetRow, ContractRow, RequestRow, RunRow
+from models import Horizon, JobStatus, ReasonCode, Scenario, Technician, working_days
+from models.availability import Availability
+from models.maintenance import Asset, MaintenanceContract
 from scenarios import SCENARIO_DIR
 from scenarios.dating import dated_from, repeat_shifts
+from scenarios.maintenance import maintenance_book
 
 DEMO_SCENARIO = SCENARIO_DIR / "metro-day.json"
 
@@ -24,6 +27,22 @@ class DemoKeys:
     dispatcher: str
     booking: str
     technicians: dict[str, str]
+
+
+#: Installed equipment under maintenance contracts in the demo (their visits come due over the weeks).
+DEMO_ASSETS = 40
+
+
+def _with_template(tech: Technician) -> Technician:
+    """The demo's technicians work Monday to Friday at their first shift's hours, with France's
+    public holidays: the weeks after the demo's typed days come from this template."""
+    first = tech.shifts[0] if tech.shifts else None
+    if first is None:
+        return tech
+    weekly = [{"day": d, "start": first.start, "end": first.end} for d in ("mon", "tue", "wed", "thu", "fri")]
+    return tech.model_copy(
+        update={"availability": Availability.model_validate({"weekly": weekly, "holidays": "FR"})}
+    )
 
 
 # After this hour the demo's day would be mostly over: it is dated from the next working day instead.
@@ -42,9 +61,29 @@ def seed(service: Service, *, today: date, scenario_file: Path = DEMO_SCENARIO) 
     day planned from the service's clock on and published, so technician keys see their routes."""
     scenario = dated_from(Scenario.model_validate_json(scenario_file.read_text()), today)
     days = [today, *[d for d in working_days(today, 5) if d != today]][:5]
+    book = maintenance_book(region="lyon", technicians=1, assets=DEMO_ASSETS, start=today, seed=7)
+    tech_ids = {t.id for t in scenario.technicians}
     with service.sessions.begin() as session:
         for tech in scenario.technicians:
-            store.put_technician(session, repeat_shifts(tech, days))
+            row = store.put_technician(session, _with_template(repeat_shifts(tech, days)))
+            session.flush()
+            maintenance.derive_shifts(session, row, today=today, weeks=service.settings.maintenance_weeks)
+        for asset in book["assets"]:
+            session.add(AssetRow(id=asset["id"], spec=Asset.model_validate(asset).model_dump(mode="json")))
+        for contract in book["contracts"]:
+            if contract.get("preferred_technician_id") not in tech_ids:
+                contract.pop("preferred_technician_id", None)
+            spec = MaintenanceContract.model_validate(contract).model_dump(mode="json")
+            session.add(ContractRow(id=contract["id"], spec=spec, status="active"))
+        session.flush()
+        maintenance.generate(
+            session,
+            today=today,
+            weeks=service.settings.maintenance_weeks,
+            tz=service.tz,
+            now=service.now(),
+            actor="demo",
+        )
         for job in scenario.jobs:
             session.add(
                 RequestRow(

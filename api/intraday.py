@@ -100,7 +100,7 @@ def record_event(
             raise Conflict(f"request {body.id!r} exists; give the emergency a new id")
         due = body.due or now + timedelta(hours=service.settings.emergency_sla_hours)
         body = body.model_copy(update={"emergency": True, "priority": 1, "due": due})
-        row = to_row(session, service.settings, body, ["body", "request"])
+        row = to_row(session, service.settings, body, ["body", "request"], service.today())
         session.add(row)
         job_id = row.id
         audit.record(session, now=now, actor=actor, action="request.created", subject=row.id, emergency=True)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -25,7 +25,7 @@ from sqlalchemy import select
 from api import audit, booking, locks, roads, store
 from api.context import Service
 from api.errors import ReplanInProgress
-from api.tables import RunRow, utcnow
+from api.tables import RunRow, ShiftRow, TechnicianRow, utcnow
 from models import Horizon, JobStatus
 from optimizer import SolveOptions
 from optimizer.replan import PoolJob, ReplanInput, ReplanResult, replan, working_days_horizon
@@ -103,7 +103,23 @@ def in_worker(fn: Callable[[Any], Any], data: Any, *, timeout: float, pool: str)
 
 
 def nightly_horizon(service: Service) -> Horizon:
-    return working_days_horizon(service.today(), service.settings.horizon_working_days)
+    return working_horizon(service, service.today(), service.settings.horizon_working_days)
+
+
+def working_horizon(service: Service, start: date, count: int) -> Horizon:
+    """From `start` over the next `count` days somebody works (a shift, typed or from a template)."""
+    with service.sessions() as session:
+        works = set(
+            session.scalars(
+                select(ShiftRow.date)
+                .join(TechnicianRow, TechnicianRow.id == ShiftRow.technician_id)
+                .where(
+                    TechnicianRow.active, ShiftRow.date >= start, ShiftRow.date < start + timedelta(days=31)
+                )
+                .distinct()
+            )
+        )
+    return working_days_horizon(start, count, works or None)
 
 
 def start_run(

@@ -14,6 +14,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import func, select
 
+from api import maintenance
 from api.context import Service
 from api.errors import ReplanInProgress
 from api.replan_job import nightly_horizon, recover_abandoned, start_run
@@ -34,6 +35,8 @@ def nightly_job() -> None:
 
 
 def run_nightly(service: Service, *, trigger: str, wait: bool) -> int | None:
+    """Shifts from templates and maintenance occurrences first, then the re-plan."""
+    maintenance.before_night(service, actor=trigger)
     try:
         run_id = start_run(service, trigger=trigger, horizon=nightly_horizon(service), wait=wait)
     except ReplanInProgress as exc:

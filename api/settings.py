@@ -23,6 +23,11 @@ class Settings(BaseSettings):
     )
     nightly_at: ClockTime = Field("02:00", description="local time of the nightly re-plan")  # type: ignore[assignment]
     horizon_working_days: Annotated[int, Field(ge=1, le=20)] = 5
+    maintenance_weeks: Annotated[int, Field(ge=1, le=104)] = Field(
+        8,
+        description="maintenance occurrences are generated this many weeks ahead (nightly, and when a "
+        "contract changes); shifts are derived from availability templates as far",
+    )
     solve_seconds: Annotated[float, Field(gt=0, le=3600)] = 20.0
     nightly_publishes_days: Annotated[int, Field(ge=0, le=20)] = Field(
         1,

@@ -87,6 +87,9 @@ class ShiftRow(Base):
     date: Mapped[date] = mapped_column(Date, primary_key=True)
     start: Mapped[str] = mapped_column(String(5))
     end: Mapped[str] = mapped_column(String(5))
+    source: Mapped[str] = mapped_column(
+        String(8), default="typed", server_default="typed", comment="typed, or derived from the template"
+    )
     technician: Mapped[TechnicianRow] = relationship(back_populates="shifts")
 
 
@@ -401,3 +404,49 @@ class PositionRow(Base):
     lat: Mapped[float] = mapped_column(Float)
     lon: Mapped[float] = mapped_column(Float)
     at: Mapped[datetime] = mapped_column(index=True)
+
+
+class AssetRow(Base):
+    """Installed equipment at a customer's site (`models.Asset`)."""
+
+    __tablename__ = "assets"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(comment="models.Asset")
+    address: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ContractRow(Base):
+    """A maintenance contract (`models.MaintenanceContract`) and what the service knows of its life:
+    cancelled or not, and the last completed visit (floating contracts count from it)."""
+
+    __tablename__ = "maintenance_contracts"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(comment="models.MaintenanceContract")
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    cancelled_on: Mapped[date | None] = mapped_column(Date)
+    last_done: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class OccurrenceRow(Base):
+    """One visit of a contract, keyed by contract and nominal date (generation is idempotent); its
+    service request has the same id. `status`: generated, withdrawn (the contract changed or was
+    cancelled before the visit); where the visit stands is the request's status."""
+
+    __tablename__ = "maintenance_occurrences"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    contract_id: Mapped[str] = mapped_column(String(64), index=True)
+    asset_id: Mapped[str] = mapped_column(String(64))
+    nominal: Mapped[date] = mapped_column(Date)
+    earliest: Mapped[date] = mapped_column(Date)
+    due: Mapped[date] = mapped_column(Date, index=True)
+    latest: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16), default="generated")
+    done_on: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

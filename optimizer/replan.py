@@ -19,7 +19,7 @@ before it, promised or pinned visits included; days before it are not planned at
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Literal
@@ -166,6 +166,7 @@ def prepare(data: ReplanInput, extra: Sequence[Job] = ()) -> Prepared:
     if data.not_before is not None:
         h0 = max(h0, probe.local(data.not_before))
     tech_ids = {t.id for t in data.technicians}
+    last_day = data.horizon.dates()[-1]
     visits = {v.job_id: (r.technician_id, r.date, v) for r in data.previous for v in r.visits}
     last_plan = _as_plan(data)
 
@@ -196,6 +197,19 @@ def prepare(data: ReplanInput, extra: Sequence[Job] = ()) -> Prepared:
                 )
             )
             promised.append(job.id)
+            continue
+        occ = job.occurrence
+        if (
+            occ is not None
+            and status == JobStatus.OPEN
+            and not job.promised
+            and job.id not in visits
+            and occ.due > last_day
+            and occ.latest > last_day
+        ):
+            # A maintenance visit waits until its due date is in view: planned now it would go on
+            # the horizon's last day, days early, only because a later day is not on the board yet.
+            deferred.append(job.id)
             continue
         pin = job.pinned
         if pin is not None and pin.date >= data.horizon.start + timedelta(days=data.horizon.days):
@@ -346,7 +360,13 @@ def _within(tech: Technician, days: set[date]) -> Technician:
     return tech.model_copy(update={"shifts": shifts})
 
 
-def working_days_horizon(today: date, count: int) -> Horizon:
-    """Today and the following working days (Monday to Friday) as one contiguous horizon."""
-    end = working_days(today, count)[-1]
+def working_days_horizon(today: date, count: int, works: Collection[date] | None = None) -> Horizon:
+    """Today and the following `count` working days as one contiguous horizon. A working day is one
+    in `works` (the service passes the days somebody has a shift, typed or from a template, so a
+    Saturday crew or a holiday week counts right); without it, Monday to Friday (generated data)."""
+    if works is not None:
+        ahead = sorted(d for d in works if d >= today)[:count]
+        end = ahead[-1] if ahead else today
+    else:
+        end = working_days(today, count)[-1]
     return Horizon(start=today, days=min((end - today).days + 1, 31))

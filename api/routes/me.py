@@ -11,7 +11,7 @@ from datetime import timedelta
 from fastapi import APIRouter, Request, Response
 from sqlalchemy import select
 
-from api import audit, lifecycle, store
+from api import audit, lifecycle, maintenance, store
 from api.deps import CurrentTechnician, DayQuery, ServiceDep, SessionDep, TechnicianKey
 from api.errors import Conflict, NotFound, Unprocessable
 from api.exports import FeatureCollection, to_geojson
@@ -104,6 +104,16 @@ def set_visit_status(
             req.failures += 1
             req.spec = raised_priority(Job.model_validate(req.spec)).model_dump(mode="json")
             req.promise_start = req.promise_end = None  # the customer is re-booked
+        if target == JobStatus.DONE:
+            maintenance.completed(
+                session,
+                req,
+                done_on=service.today(),
+                today=service.today(),
+                weeks=service.settings.maintenance_weeks,
+                tz=service.tz,
+                now=service.now(),
+            )
         store.touch_route(session, me)
         audit.record(
             session,

@@ -8,14 +8,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from sqlalchemy import select
 
-from api import audit, store
+from api import audit, maintenance, store
 from api.deps import DayQuery, Dispatcher, ServiceDep, SessionDep
 from api.errors import NotFound, Unprocessable
-from api.replan_job import nightly_horizon, start_run
+from api.replan_job import nightly_horizon, start_run, working_horizon
 from api.schemas import PROTECTED, DayPlan, PlanRequest, PublishResult, RowId, RunAccepted, RunPublic
 from api.tables import CurrentPlanRow, PlanVersionRow, RunRow
 from models import Horizon, Kpis, Plan, Unassigned
-from optimizer.replan import working_days_horizon
 
 router = APIRouter(tags=["plans"], responses=PROTECTED)
 
@@ -51,14 +50,16 @@ def request_plan(body: PlanRequest, service: ServiceDep, _: Dispatcher) -> RunAc
     horizon = (
         Horizon(start=start, days=body.days)
         if body.days
-        else working_days_horizon(start, service.settings.horizon_working_days)
+        else working_horizon(service, start, service.settings.horizon_working_days)
     )
     return _accepted(start_run(service, trigger="dispatcher", horizon=horizon, from_now=body.from_now))
 
 
 @router.post("/v1/plans/nightly", status_code=status.HTTP_202_ACCEPTED, response_model=RunAccepted)
 def trigger_nightly(service: ServiceDep, _: Dispatcher) -> RunAccepted:
-    """Run the nightly re-plan now (same horizon and rules as the 02:00 job)."""
+    """Run the nightly re-plan now (same horizon and rules as the 02:00 job, maintenance generation
+    first)."""
+    maintenance.before_night(service, actor="nightly-manual")
     return _accepted(start_run(service, trigger="nightly-manual", horizon=nightly_horizon(service)))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, status
@@ -25,9 +26,11 @@ from api.schemas import (
     ServiceRequestPublic,
 )
 from api.settings import Settings
-from api.tables import RequestRow, TechnicianRow
+from api.tables import AssetRow, RequestRow, TechnicianRow
 from models import Job, JobStatus, ReasonCode
 from models.common import duplicates
+from models.expand import with_asset_warranty
+from models.maintenance import Asset
 
 router = APIRouter(prefix="/v1/requests", tags=["service requests"], responses=PROTECTED)
 IdemKey = Annotated[
@@ -78,12 +81,18 @@ def known_technicians(session: Session, job: Job | ServiceRequestCreate, loc: li
 
 
 def to_row(
-    session: Session, settings: Settings, body: ServiceRequestCreate, loc: list[str | int]
+    session: Session, settings: Settings, body: ServiceRequestCreate, loc: list[str | int], today: date
 ) -> RequestRow:
     known_technicians(session, body, loc)
     location = body.location or geocode(session, settings, body.address or "", [*loc, "address"])
     data = body.model_dump(exclude={"address", "external_id", "location", "contact"})
     job = Job.model_validate({**data, "location": location.model_dump()})
+    if job.asset_id is not None:
+        asset = session.get(AssetRow, job.asset_id)
+        if asset is None:
+            raise Unprocessable([*loc, "asset_id"], f"unknown asset {job.asset_id!r}; POST /v1/assets first")
+        # The asset's warranty date decides, whatever flag was typed (on the day it is reported).
+        job = with_asset_warranty(job, Asset.model_validate(asset.spec), today)
     return RequestRow(
         id=job.id,
         external_id=body.external_id,
@@ -132,7 +141,7 @@ def create_request(
             if replayed is not None:
                 return replayed
             raise Conflict(f"request {body.id!r} exists; give a new id or repeat with its external_id")
-        row = to_row(session, service.settings, body, ["body"])
+        row = to_row(session, service.settings, body, ["body"], service.today())
         session.add(row)
         audit.record(
             session,
@@ -188,7 +197,7 @@ def create_requests_bulk(
                 continue
             if req.id in known:
                 raise Conflict(f"requests[{i}]: request {req.id!r} exists; give a new id or an external_id")
-            session.add(to_row(session, service.settings, req, ["body", "requests", i]))
+            session.add(to_row(session, service.settings, req, ["body", "requests", i], service.today()))
             items.append(BulkItem(id=req.id, outcome="created"))
         created = sum(it.outcome == "created" for it in items)
         audit.record(

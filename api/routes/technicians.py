@@ -8,13 +8,14 @@ from datetime import date
 from fastapi import APIRouter, status
 from sqlalchemy.orm import Session
 
-from api import audit, store
+from api import audit, maintenance, store
 from api.deps import Dispatcher, ServiceDep, SessionDep
 from api.errors import Conflict, NotFound, ReplanInProgress, Unprocessable
 from api.replan_job import nightly_horizon, start_run
 from api.schemas import PROTECTED, TechnicianPatch, TechnicianPublic
-from api.tables import TechnicianRow
+from api.tables import ShiftRow, TechnicianRow
 from models import Shift, Technician
+from models.availability import Availability, ShiftException
 
 router = APIRouter(prefix="/v1/technicians", tags=["technicians"], responses=PROTECTED)
 
@@ -39,6 +40,10 @@ def create_technician(
         if session.get(TechnicianRow, body.id) is not None:
             raise Conflict(f"technician {body.id!r} exists; use PUT /v1/technicians/{body.id} to change it")
         row = store.put_technician(session, body)
+        session.flush()
+        maintenance.derive_shifts(
+            session, row, today=service.today(), weeks=service.settings.maintenance_weeks
+        )
         audit.record(
             session,
             now=service.now(),
@@ -58,6 +63,10 @@ def put_technician(
         raise Unprocessable(["body", "id"], f"id {body.id!r} differs from the path's {technician_id!r}")
     with session.begin():
         row = store.put_technician(session, body)
+        session.flush()
+        maintenance.derive_shifts(
+            session, row, today=service.today(), weeks=service.settings.maintenance_weeks
+        )
         audit.record(
             session,
             now=service.now(),
@@ -97,13 +106,19 @@ def patch_technician(
 def add_shift(
     technician_id: str, body: Shift, session: SessionDep, service: ServiceDep, who: Dispatcher
 ) -> TechnicianPublic:
-    """Add one shift (409 when that day already has one)."""
+    """Add one shift (409 when that day already has a typed one; a shift derived from the template is
+    replaced, and a dated exception of the template on that day wins over both)."""
     with session.begin():
         row = _row(session, technician_id)
-        current = store.technician_model(row)
-        if any(s.date == body.date for s in current.shifts):
+        existing = next((s for s in row.shifts if s.date == body.date), None)
+        if existing is not None and existing.source == "typed":
             raise Conflict(f"{technician_id} already has a shift on {body.date}; DELETE it first")
-        store.replace_shifts(session, row, sorted([*current.shifts, body], key=lambda s: s.date))
+        if existing is not None:
+            row.shifts.remove(existing)
+            session.flush()
+        row.shifts.append(
+            ShiftRow(date=body.date, start=f"{body.start:%H:%M}", end=f"{body.end:%H:%M}", source="typed")
+        )
         audit.record(
             session,
             now=service.now(),
@@ -119,13 +134,20 @@ def add_shift(
 def remove_shift(
     technician_id: str, day: date, session: SessionDep, service: ServiceDep, who: Dispatcher
 ) -> TechnicianPublic:
-    """Remove one shift; the next re-plan gives that day's visits to others (or back to the pool)."""
+    """Remove one shift; the next re-plan gives that day's visits to others (or back to the pool).
+    A day the availability template gives becomes an absence exception, so it stays removed."""
     with session.begin():
         row = _row(session, technician_id)
         current = store.technician_model(row)
-        if not any(s.date == day for s in current.shifts):
+        existing = next((s for s in row.shifts if s.date == day), None)
+        if existing is None:
             raise NotFound(f"{technician_id} has no shift on {day}")
-        store.replace_shifts(session, row, [s for s in current.shifts if s.date != day])
+        row.shifts.remove(existing)
+        av = current.availability
+        if av is not None and av.shift_on(day) is not None:
+            absent = ShiftException(date=day, kind="absence", note="shift removed")
+            kept = [e for e in av.exceptions if e.date != day]
+            _set_availability(row, current, av.model_copy(update={"exceptions": [*kept, absent]}))
         audit.record(
             session,
             now=service.now(),
@@ -149,6 +171,10 @@ def put_shifts(
             {**current.model_dump(), "shifts": [s.model_dump() for s in body]}
         )
         store.replace_shifts(session, row, updated.shifts)
+        session.flush()
+        maintenance.derive_shifts(
+            session, row, today=service.today(), weeks=service.settings.maintenance_weeks
+        )
         audit.record(
             session,
             now=service.now(),
@@ -167,3 +193,88 @@ def list_technicians(session: SessionDep, _: Dispatcher) -> list[TechnicianPubli
 @router.get("/{technician_id}", response_model=TechnicianPublic)
 def get_technician(technician_id: str, session: SessionDep, _: Dispatcher) -> TechnicianPublic:
     return _public(_row(session, technician_id))
+
+
+def _set_availability(row: TechnicianRow, current: Technician, availability: Availability | None) -> None:
+    row.spec = current.model_copy(update={"availability": availability}).model_dump(
+        mode="json", exclude={"shifts"}
+    )
+
+
+def _availability_changed(
+    session: Session, service: ServiceDep, row: TechnicianRow, who: Dispatcher, action: str, **detail: object
+) -> None:
+    session.flush()
+    maintenance.derive_shifts(session, row, today=service.today(), weeks=service.settings.maintenance_weeks)
+    audit.record(
+        session, now=service.now(), actor=audit.actor_of(who), action=action, subject=row.id, **detail
+    )
+
+
+@router.put("/{technician_id}/availability", response_model=TechnicianPublic)
+def put_availability(
+    technician_id: str, body: Availability, session: SessionDep, service: ServiceDep, who: Dispatcher
+) -> TechnicianPublic:
+    """Set the weekly shift template (with its exceptions and holiday region): the shifts of the next
+    `maintenance_weeks` weeks are derived from it at once, and every night further on."""
+    with session.begin():
+        row = _row(session, technician_id)
+        _set_availability(row, store.technician_model(row), body)
+        _availability_changed(session, service, row, who, "availability.replaced")
+    return _public(row)
+
+
+@router.delete("/{technician_id}/availability", response_model=TechnicianPublic)
+def remove_availability(
+    technician_id: str, session: SessionDep, service: ServiceDep, who: Dispatcher
+) -> TechnicianPublic:
+    """Drop the template: shifts derived from it from today on go, typed shifts stay."""
+    with session.begin():
+        row = _row(session, technician_id)
+        _set_availability(row, store.technician_model(row), None)
+        for shift in [s for s in row.shifts if s.source == "template" and s.date >= service.today()]:
+            row.shifts.remove(shift)
+        audit.record(
+            session,
+            now=service.now(),
+            actor=audit.actor_of(who),
+            action="availability.removed",
+            subject=technician_id,
+        )
+    return _public(row)
+
+
+@router.post(
+    "/{technician_id}/exceptions", response_model=TechnicianPublic, status_code=status.HTTP_201_CREATED
+)
+def add_exception(
+    technician_id: str, body: ShiftException, session: SessionDep, service: ServiceDep, who: Dispatcher
+) -> TechnicianPublic:
+    """An absence, a holiday, or a changed or extra shift on one date (409 if that date has one)."""
+    with session.begin():
+        row = _row(session, technician_id)
+        current = store.technician_model(row)
+        if current.availability is None:
+            raise Conflict(f"{technician_id} has no availability template; PUT one first")
+        if any(e.date == body.date for e in current.availability.exceptions):
+            raise Conflict(f"{technician_id} already has an exception on {body.date}; DELETE it first")
+        av = current.availability.model_copy(update={"exceptions": [*current.availability.exceptions, body]})
+        _set_availability(row, current, Availability.model_validate(av.model_dump()))
+        _availability_changed(session, service, row, who, "exception.added", date=body.date.isoformat())
+    return _public(row)
+
+
+@router.delete("/{technician_id}/exceptions/{day}", response_model=TechnicianPublic)
+def remove_exception(
+    technician_id: str, day: date, session: SessionDep, service: ServiceDep, who: Dispatcher
+) -> TechnicianPublic:
+    with session.begin():
+        row = _row(session, technician_id)
+        current = store.technician_model(row)
+        av = current.availability
+        if av is None or not any(e.date == day for e in av.exceptions):
+            raise NotFound(f"{technician_id} has no exception on {day}")
+        kept = [e for e in av.exceptions if e.date != day]
+        _set_availability(row, current, av.model_copy(update={"exceptions": kept}))
+        _availability_changed(session, service, row, who, "exception.removed", date=day.isoformat())
+    return _public(row)
