@@ -57,7 +57,7 @@ def derive_shifts(session: Session, row: TechnicianRow, *, today: date, weeks: i
     """Write the technician's shifts from today for `weeks` from their availability calendar
     (`source = template`); typed shifts stay unless a dated exception overrides them. Returns the
     number of days whose shift changed. Past days are never touched."""
-    tech = store.technician_model(row)
+    tech = store.technician_model(row, with_availability=True)
     if tech.availability is None:
         return 0
     days = [today + timedelta(days=i) for i in range(weeks * 7)]
@@ -385,7 +385,7 @@ def forecast(session: Session, *, today: date, weeks: int, generated_weeks: int)
     capacity: dict[date, dict[str, float]] = {w: defaultdict(float) for w in weeks_list}
     days = [start + timedelta(days=i) for i in range(7 * weeks)]
     for trow in store.technicians(session):
-        tech = store.technician_model(trow)
+        tech = store.technician_model(trow, with_availability=True)
         hours = _shift_hours(tech, days)
         for day, h in hours.items():
             week = day - timedelta(days=day.weekday())

@@ -60,9 +60,13 @@ fault_point: Callable[[str], None] = _noop
 # --- technicians -------------------------------------------------------------------------------
 
 
-def technician_model(row: TechnicianRow) -> Technician:
+def technician_model(row: TechnicianRow, *, with_availability: bool = False) -> Technician:
+    """The technician with their dated shifts. For planning (the default) without the availability
+    calendar: the stored shifts, typed or derived from it (`api.maintenance.derive_shifts`), are
+    the truth, so a day removed by an event is never put back by the template."""
     shifts = [Shift(date=s.date, start=s.start, end=s.end) for s in row.shifts]  # type: ignore[arg-type]
-    return Technician.model_validate({**row.spec, "shifts": [s.model_dump(mode="json") for s in shifts]})
+    spec = row.spec if with_availability else {k: v for k, v in row.spec.items() if k != "availability"}
+    return Technician.model_validate({**spec, "shifts": [s.model_dump(mode="json") for s in shifts]})
 
 
 def put_technician(session: Session, tech: Technician) -> TechnicianRow:

@@ -3,6 +3,7 @@
     python -m benchmarks.simulate [--days 10] [--technicians 12] [--per-day 45] [--time-limit 5]
                                   [--policies greedy,scratch,stable] [--seed 1] [--out DIR]
     python -m benchmarks.simulate --intraday ...   (one disrupted day: `benchmarks/intraday.py`)
+    python -m benchmarks.simulate --contracts ...  (12 weeks of maintenance: `benchmarks/maintenance.py`)
 
 Each night runs `optimizer.replan.replan`, the very function the service's nightly job calls, over
 today and the next working days. The day is then executed: actual durations vary, a few visits fail
@@ -318,6 +319,10 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks import intraday
 
         return intraday.main([a for a in args_in if a != "--intraday"])
+    if "--contracts" in args_in:  # maintenance contracts over weeks: fixed dates against the router
+        from benchmarks import maintenance
+
+        return maintenance.main([a for a in args_in if a != "--contracts"])
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--days", type=int, default=10, help="working days simulated")
     parser.add_argument("--technicians", type=int, default=12)

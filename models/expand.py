@@ -50,7 +50,12 @@ def expand(scenario: Scenario) -> Scenario:
     days = scenario.horizon.dates()
     first, last = days[0], days[-1]
     assets = {a.id: a for a in scenario.assets}
-    technicians = [t.with_derived_shifts(days) for t in scenario.technicians]
+    # Consumed: the calendars become dated shifts and the contracts jobs, so a scenario cut from
+    # this one (a territory, one technician-day) never derives or generates anything again.
+    technicians = [
+        t.with_derived_shifts(days).model_copy(update={"availability": None}) if t.availability else t
+        for t in scenario.technicians
+    ]
     jobs = [
         with_asset_warranty(j, assets[j.asset_id], first)
         if j.asset_id in assets and j.occurrence is None
@@ -60,13 +65,13 @@ def expand(scenario: Scenario) -> Scenario:
     known = {j.id for j in jobs}
     for contract in scenario.contracts:
         site = assets[contract.asset_ids[0]]
-        for occ in occurrences(
-            contract, until=last + timedelta(days=contract.window.before_days), open_on=first
-        ):
-            if occ.key in known or occ.earliest > last or occ.latest < first:
+        for occ in occurrences(contract, until=last, open_on=first):
+            # Due inside the horizon (as the nightly re-plan takes them): one due later waits for a
+            # horizon that shows its due date, rather than being pushed to this one's last days.
+            if occ.key in known or occ.latest < first:
                 continue
             jobs.append(occurrence_job(contract, site, occ, scenario.tz))
             known.add(occ.key)
-    if technicians == scenario.technicians and jobs == scenario.jobs:
+    if technicians == scenario.technicians and jobs == scenario.jobs and not scenario.contracts:
         return scenario
-    return scenario.model_copy(update={"technicians": technicians, "jobs": jobs})
+    return scenario.model_copy(update={"technicians": technicians, "jobs": jobs, "contracts": []})

@@ -417,8 +417,10 @@ class Scenario(Strict):
 
     def expanded(self) -> Scenario:
         """The scenario as the optimizer plans it: shifts derived from availability calendars, each
-        contract's occurrences whose window meets the horizon as jobs, warranty read from assets.
-        Idempotent: expanding an expanded scenario changes nothing."""
+        contract's occurrences due in the horizon (and still open at its start) as jobs, warranty
+        read from assets.
+        Consumed: the result has no calendars or contracts left (its shifts and jobs say it all), so
+        expanding it again, or a scenario cut from it, changes nothing."""
         from models.expand import expand
 
         return expand(self)

@@ -53,6 +53,7 @@ def solve(
 ) -> Plan:
     options = options or SolveOptions()
     began = time.monotonic()
+    scenario = scenario.expanded()  # availability calendars and contracts: see `Scenario.expanded`
 
     def phase(name: str, **info: float) -> None:
         if progress is not None:

@@ -77,6 +77,8 @@ def _matrix_index(matrix: TravelMatrix) -> dict[tuple[float, float], int]:
 
 
 def validate_plan(scenario: Scenario, plan: Plan) -> list[Violation]:
+    # Checked against the scenario as planned: templates as dated shifts, contracts as occurrences.
+    scenario = scenario.expanded()
     out: list[Violation] = []
     jobs = {j.id: j for j in scenario.jobs}
     techs = {t.id: t for t in scenario.technicians}

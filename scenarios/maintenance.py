@@ -21,7 +21,7 @@ PLANS: tuple[tuple[str, float, tuple[int, int], str], ...] = (
     ("FREQ=YEARLY", 0.45, (45, 75), "boiler"),
     ("FREQ=MONTHLY;INTERVAL=6", 0.25, (60, 90), "heat_pump"),
     ("FREQ=MONTHLY;INTERVAL=3", 0.2, (60, 120), "hvac"),
-    ("FREQ=MONTHLY;BYMONTHDAY=-1", 0.1, (30, 45), "electrical"),
+    ("FREQ=MONTHLY", 0.1, (30, 45), "electrical"),
 )
 HOLIDAYS = {"lyon": "FR", "bavaria": "DE-BY", "auvergne": "FR"}
 
@@ -115,7 +115,7 @@ def maintenance_book(
         }
         if rng.random() < 0.15:
             contract["preferred_technician_id"] = rng.choice(techs)["id"]
-        if rule.endswith("BYMONTHDAY=-1"):
+        if rule == "FREQ=MONTHLY":
             contract["start"] = (start - timedelta(days=rng.randint(0, 27))).isoformat()
         contracts.append(contract)
     return {"technicians": techs, "assets": asset_list, "contracts": contracts, "timezone": reg.timezone}

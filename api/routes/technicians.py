@@ -21,7 +21,7 @@ router = APIRouter(prefix="/v1/technicians", tags=["technicians"], responses=PRO
 
 
 def _public(row: TechnicianRow, replan_run_id: int | None = None) -> TechnicianPublic:
-    tech = store.technician_model(row)
+    tech = store.technician_model(row, with_availability=True)
     return TechnicianPublic(**tech.model_dump(), active=row.active, replan_run_id=replan_run_id)
 
 
@@ -138,7 +138,7 @@ def remove_shift(
     A day the availability template gives becomes an absence exception, so it stays removed."""
     with session.begin():
         row = _row(session, technician_id)
-        current = store.technician_model(row)
+        current = store.technician_model(row, with_availability=True)
         existing = next((s for s in row.shifts if s.date == day), None)
         if existing is None:
             raise NotFound(f"{technician_id} has no shift on {day}")
@@ -166,7 +166,7 @@ def put_shifts(
     """Replace all of a technician's shifts."""
     with session.begin():
         row = _row(session, technician_id)
-        current = store.technician_model(row)
+        current = store.technician_model(row, with_availability=True)
         updated = Technician.model_validate(
             {**current.model_dump(), "shifts": [s.model_dump() for s in body]}
         )
@@ -219,7 +219,7 @@ def put_availability(
     `maintenance_weeks` weeks are derived from it at once, and every night further on."""
     with session.begin():
         row = _row(session, technician_id)
-        _set_availability(row, store.technician_model(row), body)
+        _set_availability(row, store.technician_model(row, with_availability=True), body)
         _availability_changed(session, service, row, who, "availability.replaced")
     return _public(row)
 
@@ -231,7 +231,7 @@ def remove_availability(
     """Drop the template: shifts derived from it from today on go, typed shifts stay."""
     with session.begin():
         row = _row(session, technician_id)
-        _set_availability(row, store.technician_model(row), None)
+        _set_availability(row, store.technician_model(row, with_availability=True), None)
         for shift in [s for s in row.shifts if s.source == "template" and s.date >= service.today()]:
             row.shifts.remove(shift)
         audit.record(
@@ -253,7 +253,7 @@ def add_exception(
     """An absence, a holiday, or a changed or extra shift on one date (409 if that date has one)."""
     with session.begin():
         row = _row(session, technician_id)
-        current = store.technician_model(row)
+        current = store.technician_model(row, with_availability=True)
         if current.availability is None:
             raise Conflict(f"{technician_id} has no availability template; PUT one first")
         if any(e.date == body.date for e in current.availability.exceptions):
@@ -270,7 +270,7 @@ def remove_exception(
 ) -> TechnicianPublic:
     with session.begin():
         row = _row(session, technician_id)
-        current = store.technician_model(row)
+        current = store.technician_model(row, with_availability=True)
         av = current.availability
         if av is None or not any(e.date == day for e in av.exceptions):
             raise NotFound(f"{technician_id} has no exception on {day}")

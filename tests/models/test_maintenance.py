@@ -218,8 +218,9 @@ def test_regional_holidays_and_validity() -> None:
 
 
 def test_expansion_adds_occurrences_and_asset_warranty_once() -> None:
-    """Occurrences whose window meets the horizon become jobs; a repair naming an asset takes its
-    warranty from the asset (the typed flag loses); expanding twice adds nothing."""
+    """Occurrences due in the horizon become jobs (K1's next, due on the 14th, waits); a repair
+    naming an asset takes its warranty from the asset (the typed flag loses); expanding twice adds
+    nothing."""
     data = scenario_dict(
         [tech("A", shifts=[], availability={"weekly": WEEK})],
         [
@@ -242,19 +243,20 @@ def test_expansion_adds_occurrences_and_asset_warranty_once() -> None:
                 "asset_ids": ["A2"],
                 "duration_minutes": 60,
                 "rrule": "FREQ=YEARLY",
-                "start": "2026-12-15",
+                "start": "2026-12-10",
             },
         ],
     )
     sc = Scenario.model_validate(data).expanded()
     by_id = {j.id: j for j in sc.jobs}
-    assert set(by_id) == {"R1", "R2", "K1:2026-12-07", "K1:2026-12-14", "K2:2026-12-15"}
+    assert set(by_id) == {"R1", "R2", "K1:2026-12-07", "K2:2026-12-10"}
     assert by_id["R1"].warranty is True and by_id["R1"].effective_priority == 1
     assert by_id["R2"].warranty is False
-    assert by_id["K2:2026-12-15"].occurrence is not None
+    assert by_id["K2:2026-12-10"].occurrence is not None
     assert len(sc.technicians[0].shifts) == 5
-    assert sc.expanded() is sc
+    assert sc.expanded() is sc and sc.contracts == [] and sc.technicians[0].availability is None
     assert Scenario.model_validate(sc.model_dump(mode="json")).expanded().jobs == sc.jobs
+    assert Scenario.model_validate(data).expanded().jobs == sc.jobs  # the same every time
 
 
 def test_references_are_checked() -> None:
