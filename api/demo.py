@@ -13,7 +13,7 @@ from api.security import Role, create_key
 from api.tables import AssetRow, ContractRow, RequestRow, RunRow
 from models import Horizon, JobStatus, ReasonCode, Scenario, Technician, working_days
 from models.availability import Availability
-from models.maintenance import Asset, MaintenanceContract
+from models.maintenance import Asset, MaintenanceContract, nominal_dates
 from scenarios import SCENARIO_DIR
 from scenarios.dating import dated_from, repeat_shifts
 from scenarios.maintenance import maintenance_book
@@ -73,7 +73,11 @@ def seed(service: Service, *, today: date, scenario_file: Path = DEMO_SCENARIO) 
         for contract in book["contracts"]:
             if contract.get("preferred_technician_id") not in tech_ids:
                 contract.pop("preferred_technician_id", None)
-            spec = MaintenanceContract.model_validate(contract).model_dump(mode="json")
+            model = MaintenanceContract.model_validate(contract)
+            # A book kept up to date: the first visit is the rule's next date after today, so the
+            # demo's day is the metro-day scenario's and the occurrences come due over the weeks.
+            first = nominal_dates(model, since=today + timedelta(days=1), until=today + timedelta(days=800))
+            spec = model.model_copy(update={"start": first[0]}).model_dump(mode="json")
             session.add(ContractRow(id=contract["id"], spec=spec, status="active"))
         session.flush()
         maintenance.generate(

@@ -52,7 +52,7 @@ Which = Annotated[
 def content_security_policy(settings: Settings) -> str:
     """Scripts, styles and connections from the service only; images also from a configured tile
     server (its origin, never a wildcard)."""
-    images = "'self' data:"
+    images = "'self' data: blob:"  # blob: the maintenance chart, fetched with the key
     if settings.board_tile_url:
         parts = urlsplit(settings.board_tile_url.replace("{s}", "a"))
         images += f" {parts.scheme}://{parts.netloc.split('@')[-1]}"

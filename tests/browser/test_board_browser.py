@@ -193,7 +193,7 @@ def test_a_dispatchers_day_and_a_technicians_visit(demo: Demo, browser: Any) -> 
     # 3. Drag it over a technician's row at a time: the optimizer's judgement before the drop.
     version = board["plan_version"]
     target = None
-    for t in board["technicians"]:
+    for t in sorted(board["technicians"], key=lambda t: t["id"] not in demo.keys):  # key holders first
         answer = demo.api(
             "POST",
             f"/v1/plans/{version}/evaluate",
@@ -204,6 +204,10 @@ def test_a_dispatchers_day_and_a_technicians_visit(demo: Demo, browser: Any) -> 
             break
     assert target is not None, "the demo day has room for a 30-minute visit somewhere"
     tid, hhmm = target
+    if tid not in demo.keys:  # the demo prints keys for two technicians; the admin makes this one's
+        made = demo.api("POST", "/v1/keys", key="admin", json={"role": "technician", "technician_id": tid})
+        assert made.status_code == 201, made.text
+        demo.keys[tid] = made.json()["key"]
     lane = page.locator(f".lane[data-tech='{tid}']")
     drag(page, row, lane, x_of(page, lane, hhmm))
     page.wait_for_selector("#evaluation[data-feasible='yes']", timeout=10_000)
@@ -245,14 +249,24 @@ def test_a_dispatchers_day_and_a_technicians_visit(demo: Demo, browser: Any) -> 
         page.locator(f".visit[data-job='{first}']").hover()
         page.screenshot(path=str(ROOT / "docs" / "board.png"))
 
-    # 5. The week view.
+    # 5. Maintenance: compliance and the forecast chart (fetched with the key, shown from a blob).
+    with page.expect_response(lambda r: "/v1/maintenance/forecast" in r.url and r.ok):
+        page.click("#maintenance-toggle")
+    page.locator("#maintenance-summary", has_text="at risk").wait_for()
+    page.wait_for_selector("#forecast[src^='blob:']")
+    assert page.locator("#forecast").bounding_box()["height"] > 100  # type: ignore[index]
+    shot(page, "07-maintenance-forecast")
+    page.click("#maintenance-toggle")
+    assert page.locator("#maintenance-panel").is_hidden()
+
+    # 6. The week view.
     page.click("#view-week")
     page.wait_for_selector(".week .cell .mini")
-    shot(page, "07-week")
+    shot(page, "08-week")
     page.click("#view-day")
     page.wait_for_selector("body[data-ready='1']")
 
-    # 6. The technician's phone: that route only; mark a visit completed.
+    # 7. The technician's phone: that route only; mark a visit completed.
     phone = browser.new_context(viewport={"width": 400, "height": 860}).new_page()
     phone.on("request", lambda r: requests_seen.append(r.url))
     sign_in(phone, demo, tid)
@@ -268,17 +282,18 @@ def test_a_dispatchers_day_and_a_technicians_visit(demo: Demo, browser: Any) -> 
         with phone.expect_response(lambda r: r.url.endswith("/v1/me/route")):
             stop.locator(f"button[data-status='{status}']").click()
     phone.locator(f"#stops li[data-job='{job_id}'] .status", has_text=re.compile("^done$")).wait_for()
-    shot(phone, "08-technician-completed-a-visit")
+    shot(phone, "09-technician-completed-a-visit")
     # The technician's key opens nothing else.
     assert demo.api("GET", f"/v1/days/{day}/board", key=tid).status_code == 403
 
-    # 7. The dispatcher sees it.
+    # 8. The dispatcher sees it.
     page.reload()
     page.wait_for_selector("body[data-ready='1']")
     assert "status-completed" in (page.locator(f".visit[data-job='{job_id}']").get_attribute("class") or "")
-    shot(page, "09-dispatcher-sees-it-done")
+    shot(page, "10-dispatcher-sees-it-done")
 
     # Nothing but the service was asked for anything.
-    foreign = [u for u in requests_seen if not u.startswith(demo.base) and not u.startswith("data:")]
+    local = (demo.base, "data:", f"blob:{demo.base}")  # a blob is the page's own memory (the chart)
+    foreign = [u for u in requests_seen if not u.startswith(local)]
     assert foreign == []
     assert errors == []

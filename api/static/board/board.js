@@ -134,6 +134,7 @@ function setupDispatcher() {
   $("evaluate").addEventListener("click", () => evaluateForm(false));
   $("place").addEventListener("click", () => evaluateForm(true));
   $("unpin").addEventListener("click", unpinSelected);
+  $("maintenance-toggle").addEventListener("click", toggleMaintenance);
   for (const id of ["filter-priority", "filter-skill", "filter-reason"]) $(id).addEventListener("change", drawWaiting);
   $("place-job").addEventListener("change", () => selectJob($("place-job").value, false));
   state.map = L.map("map", { preferCanvas: false, zoomSnap: 0.25, attributionControl: false });
@@ -727,3 +728,31 @@ async function technicianDay(techId) {
 }
 
 document.addEventListener("DOMContentLoaded", start);
+
+// --- maintenance: compliance and the 12-week forecast chart -------------------------------------
+
+async function toggleMaintenance() {
+  const panel = $("maintenance-panel");
+  const open = panel.hidden;
+  panel.hidden = !open;
+  $("maintenance-toggle").setAttribute("aria-expanded", String(open));
+  $("maintenance-toggle").classList.toggle("on", open);
+  if (!open) return;
+  const summary = $("maintenance-summary");
+  summary.textContent = "loading…";
+  try {
+    const c = await api("GET", "/v1/maintenance/compliance");
+    const share = c.in_window_share === null ? "no visit settled yet" : (100 * c.in_window_share).toFixed(1) + " % inside their window";
+    summary.textContent = share + " · " + c.at_risk.length + " at risk in the next 14 days";
+    // The chart needs the key: fetched like every other call, shown from a blob URL.
+    const res = await fetch("/v1/maintenance/forecast?weeks=12&format=png", {
+      headers: { Authorization: "Bearer " + sessionStorage.getItem(KEY) },
+    });
+    if (!res.ok) throw new Error("forecast: " + res.status);
+    const img = $("forecast");
+    if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
+    img.src = URL.createObjectURL(await res.blob());
+  } catch (e) {
+    summary.textContent = "maintenance: " + e.message;
+  }
+}
