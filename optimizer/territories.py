@@ -14,7 +14,11 @@ parts with the same solver, then work across the borders):
 3. **Border repair**: jobs a territory left out for lack of room are offered to the nearest
    territories that could do them, one neighbour per job per round (so no job can be planned twice);
    each neighbour re-solves its territory with the offered jobs, warm-started from its plan.
-4. **Merge**: routes and left-out jobs joined; KPIs and the independent validator on the whole.
+4. **Border polish**: neighbouring territories are paired; in each pair the technicians whose routes
+   lie nearer the other side, their jobs and the pair's jobs left out are re-solved together,
+   warm-started (two rounds, a different pairing each), so routes a single solve would draw across
+   a border can be drawn again.
+5. **Merge**: routes and left-out jobs joined; KPIs and the independent validator on the whole.
 
 Everything here is pure: the backend (`map` over plain payloads) is given.
 """
@@ -39,6 +43,14 @@ REPAIRABLE = {ReasonCode.CAPACITY, ReasonCode.NO_SHIFT_IN_WINDOW, ReasonCode.DEM
 LOW = 0.9
 #: Neighbours a left-out job is offered to, one per round.
 NEIGHBOURS = 2
+#: Rounds of re-solving the routes that face each other across a border, and their time limit as a
+#: share of a territory's.
+POLISH_ROUNDS = 2
+POLISH_SHARE = 0.5
+#: The share of each territory's technicians (those whose routes lie nearest the other side) in a
+#: pair. Measured at 5,000 jobs: half of each side, two rounds, 1.083 x one solve's km per job; whole
+#: pairs (2,500 jobs, one round at the full time) 1.089; without the polish 1.095.
+POLISH_FACING = 0.5
 
 Mapper = Callable[[Callable[[dict[str, Any]], dict[str, Any]], list[dict[str, Any]]], list[dict[str, Any]]]
 
@@ -396,9 +408,130 @@ def solve_territories(
             kept += [u for job_id, u in left.items() if home[job_id] == name and job_id not in taken_all]
             plans[name] = plans[name].model_copy(update={"unassigned": kept})
         say(f"border repair round {rnd + 1}: {len(left)} jobs offered, {len(taken_all)} taken")
-    plan = merge(scenario, options, list(plans.values()), phases, time.monotonic() - began)
+    # Across the borders: the routes facing each other are re-solved together.
+    pieces = list(plans.values())
+    polish_options = options.model_copy(
+        update={"time_limit_seconds": max(1.0, options.time_limit_seconds * POLISH_SHARE)}
+    )
+    for rnd in range(POLISH_ROUNDS):
+        groups = _border_groups(scenario, pieces, parts.territories, rnd)
+        if not groups:
+            break
+        tasks = [
+            payload(
+                scenario.model_copy(
+                    update={
+                        "name": f"{scenario.name} / {name}",
+                        "technicians": [t for t in scenario.technicians if t.id in g_techs],
+                        "jobs": [_local_job(jobs[j], g_techs) for j in g_jobs],
+                    }
+                ),
+                polish_options,
+                name,
+                previous=_routes_of(pieces, g_techs),
+            )
+            for name, g_techs, g_jobs in groups
+        ]
+        answers = mapper(worker, tasks)
+        done_techs = set().union(*(g[1] for g in groups))
+        done_jobs = set().union(*(g[2] for g in groups))
+        pieces = [
+            p.model_copy(
+                update={
+                    "routes": [r for r in p.routes if r.technician_id not in done_techs],
+                    "unassigned": [u for u in p.unassigned if u.job_id not in done_jobs],
+                }
+            )
+            for p in pieces
+        ]
+        for answer, (name, _, g_jobs) in zip(answers, groups, strict=True):
+            new = Plan.model_validate(answer["plan"])
+            pieces.append(new)
+            stats["repair_seconds"].append(round(answer["seconds"], 2))
+            planned = sum(len(r.visits) for r in new.routes)
+            phases.append(f"border polish {rnd + 1}: {name}: {len(g_jobs)} jobs, {planned} planned")
+        say(f"border polish round {rnd + 1}: {len(groups)} groups across borders re-solved")
+    plan = merge(scenario, options, pieces, phases, time.monotonic() - began)
     stats["wall_seconds"] = round(time.monotonic() - began, 2)
     return plan, stats
+
+
+def _routes_of(pieces: list[Plan], techs: set[str]) -> Plan:
+    base = pieces[0]
+    routes = [r for p in pieces for r in p.routes if r.technician_id in techs]
+    return base.model_copy(update={"routes": routes, "unassigned": []})
+
+
+def _border_groups(
+    scenario: Scenario, pieces: list[Plan], territories: list[Territory], rnd: int
+) -> list[tuple[str, set[str], list[str]]]:
+    """Pairs of neighbouring territories (each in one pair per round: the nearest free neighbour in
+    round 1, the next in round 2), and in each pair the technicians whose work lies nearer the other
+    side, with the jobs on their routes and the pair's jobs left out. Route-based, as Santini et al.
+    re-decompose: routes that face each other across a border are solved together."""
+    where: dict[str, list[GeoPoint]] = {}
+    for p in pieces:
+        for r in p.routes:
+            where.setdefault(r.technician_id, [])
+    jobs = {j.id: j for j in scenario.jobs}
+    techs = {t.id: t for t in scenario.technicians}
+    route_jobs: dict[str, list[str]] = {}
+    for p in pieces:
+        for r in p.routes:
+            for v in r.visits:
+                route_jobs.setdefault(r.technician_id, []).append(v.job_id)
+                where[r.technician_id].append(jobs[v.job_id].location)
+    left = {u.job_id for p in pieces for u in p.unassigned if u.reason in REPAIRABLE}
+
+    def centre(tid: str) -> GeoPoint:
+        pts = where.get(tid) or [techs[tid].home]
+        return GeoPoint(lat=sum(p.lat for p in pts) / len(pts), lon=sum(p.lon for p in pts) / len(pts))
+
+    pairs = sorted(
+        (_km(a.center, b.center), i, k)
+        for i, a in enumerate(territories)
+        for k, b in enumerate(territories)
+        if i < k
+    )
+    # Neighbours only: a pair further apart than twice a territory's reach faces no border.
+    reach = _reach(territories, jobs)
+    used: set[int] = set()
+    chosen: list[tuple[int, int]] = []
+    skip: dict[int, int] = {}
+    for dist, i, k in pairs:
+        if i in used or k in used or dist > 2 * max(reach.get(i, 0.0), reach.get(k, 0.0)):
+            continue
+        # Round r takes each territory's (r+1)-th nearest pairing: skip the first r offered to it.
+        if skip.get(i, 0) < rnd or skip.get(k, 0) < rnd:
+            skip[i], skip[k] = skip.get(i, 0) + 1, skip.get(k, 0) + 1
+            continue
+        used |= {i, k}
+        chosen.append((i, k))
+    groups = []
+    for i, k in chosen:
+        a, b = territories[i], territories[k]
+        g_techs: set[str] = set()
+        for mine, other in ((a, b), (b, a)):
+            ranked = sorted(mine.technician_ids, key=lambda t: _km(centre(t), other.center))
+            g_techs |= set(ranked[: max(1, math.ceil(len(ranked) * POLISH_FACING))])
+        g_jobs = [j for t in sorted(g_techs) for j in route_jobs.get(t, [])]
+        g_jobs += sorted(
+            j
+            for j in left
+            if j in set(a.job_ids) | set(b.job_ids) and any(_can_do(techs[t], jobs[j]) for t in g_techs)
+        )
+        if g_jobs:
+            groups.append((f"{a.name}+{b.name}", g_techs, g_jobs))
+    return groups
+
+
+def _reach(territories: list[Territory], jobs: dict[str, Job]) -> dict[int, float]:
+    """How far a territory's jobs lie from its centre (90th percentile, km)."""
+    out = {}
+    for i, t in enumerate(territories):
+        d = sorted(_km(t.center, jobs[j].location) for j in t.job_ids if j in jobs)
+        out[i] = d[int(0.9 * (len(d) - 1))] if d else 0.0
+    return out
 
 
 def _without(territory: Territory, gone: dict[str, Unassigned]) -> Territory:

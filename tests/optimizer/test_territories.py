@@ -155,4 +155,6 @@ def test_territories_on_a_local_ray(ray_backend: Any) -> None:
     # A Ray worker that dies has its task retried by Ray.
     again, _ = solve_territories(scenario, OPTIONS, backend, jobs_per_territory=40, worker=crash_once)
     assert validate_plan(scenario, again) == []
-    assert sorted(p.name for p in crash.iterdir()) == sorted(f"T{i + 1}" for i in range(stats["territories"]))
+    crashed = {p.name for p in crash.iterdir()}  # every task crashed once: territories, polish pairs
+    territories = {f"T{i + 1}" for i in range(stats["territories"])}
+    assert territories <= crashed and all("+" in name for name in crashed - territories)
