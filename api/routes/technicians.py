@@ -40,10 +40,7 @@ def create_technician(
         if session.get(TechnicianRow, body.id) is not None:
             raise Conflict(f"technician {body.id!r} exists; use PUT /v1/technicians/{body.id} to change it")
         row = store.put_technician(session, body)
-        session.flush()
-        maintenance.derive_shifts(
-            session, row, today=service.today(), weeks=service.settings.maintenance_weeks
-        )
+        _derive(session, service, row)
         audit.record(
             session,
             now=service.now(),
@@ -63,10 +60,7 @@ def put_technician(
         raise Unprocessable(["body", "id"], f"id {body.id!r} differs from the path's {technician_id!r}")
     with session.begin():
         row = store.put_technician(session, body)
-        session.flush()
-        maintenance.derive_shifts(
-            session, row, today=service.today(), weeks=service.settings.maintenance_weeks
-        )
+        _derive(session, service, row)
         audit.record(
             session,
             now=service.now(),
@@ -171,10 +165,7 @@ def put_shifts(
             {**current.model_dump(), "shifts": [s.model_dump() for s in body]}
         )
         store.replace_shifts(session, row, updated.shifts)
-        session.flush()
-        maintenance.derive_shifts(
-            session, row, today=service.today(), weeks=service.settings.maintenance_weeks
-        )
+        _derive(session, service, row)
         audit.record(
             session,
             now=service.now(),
@@ -201,11 +192,16 @@ def _set_availability(row: TechnicianRow, current: Technician, availability: Ava
     )
 
 
+def _derive(session: Session, service: ServiceDep, row: TechnicianRow) -> None:
+    """The coming weeks' shifts from the technician's template (nothing without one)."""
+    session.flush()
+    maintenance.derive_shifts(session, row, today=service.today(), weeks=service.settings.maintenance_weeks)
+
+
 def _availability_changed(
     session: Session, service: ServiceDep, row: TechnicianRow, who: Dispatcher, action: str, **detail: object
 ) -> None:
-    session.flush()
-    maintenance.derive_shifts(session, row, today=service.today(), weeks=service.settings.maintenance_weeks)
+    _derive(session, service, row)
     audit.record(
         session, now=service.now(), actor=audit.actor_of(who), action=action, subject=row.id, **detail
     )
