@@ -75,6 +75,17 @@ def move(
     return before != (row.status, row.technician_id, row.planned_date, row.reason, row.reason_detail)
 
 
+def waiting_detail(spec: dict[str, Any]) -> str:
+    """Why a request no plan has taken yet waits: a maintenance visit waits for its due date."""
+    occ = spec.get("occurrence")
+    if occ:
+        return (
+            f"maintenance visit due {occ['due']} (window {occ['earliest']} to {occ['latest']}): "
+            "planned once its due date is inside the planning horizon"
+        )
+    return "not planned yet"
+
+
 @dataclass(frozen=True)
 class Placement:
     day: date
@@ -139,7 +150,7 @@ def reconcile(session: Session, *, today: date, only: Iterable[str] | None = Non
             to = S.DISPATCHED if where.published else S.PLANNED
             changed = move(row, to, technician_id=where.technician_id, day=where.day)
         else:
-            code, detail = why.get(row.id, (ReasonCode.NOT_PLANNED_YET.value, "not planned yet"))
+            code, detail = why.get(row.id, (ReasonCode.NOT_PLANNED_YET.value, waiting_detail(row.spec)))
             changed = move(row, S.OPEN, reason=code, detail=detail)
         if changed:
             changes.append({"request": row.id, "status": row.status, "from": current.value})

@@ -177,7 +177,7 @@ def generate(
                     spec=job.model_dump(mode="json"),
                     address=asset_row.address,
                     reason=ReasonCode.NOT_PLANNED_YET.value,
-                    reason_detail="not planned yet",
+                    reason_detail=lifecycle.waiting_detail(job.model_dump(mode="json")),
                 )
             )
             out.created.append(key)

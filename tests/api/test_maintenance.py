@@ -88,6 +88,8 @@ def test_contracts_generate_occurrences_the_night_plans_inside_their_windows(
     assert first["earliest"] <= first["planned_date"] <= first["latest"]
     later = occ["K1:2027-01-25"]
     assert later["status"] == "open"  # due weeks ahead: waits until its due date is in view
+    waiting = client.get("/v1/requests/K1:2027-01-25", headers=h).json()
+    assert waiting["reason"] == "NOT_PLANNED_YET" and "due 2027-01-25" in waiting["reason_detail"]
     request = client.get(f"/v1/requests/K1:{DAY}", headers=h).json()
     assert request["job"]["occurrence"]["due"] == DAY and request["job"]["windows"]
 
