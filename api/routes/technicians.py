@@ -193,7 +193,15 @@ def _set_availability(row: TechnicianRow, current: Technician, availability: Ava
 
 
 def _derive(session: Session, service: ServiceDep, row: TechnicianRow) -> None:
-    """The coming weeks' shifts from the technician's template (nothing without one)."""
+    """The coming weeks' shifts from the technician's template (nothing without one). A shift sent
+    that is just what the template gives that day stays the template's (a GET sent back as a PUT
+    must not freeze the template's days against its later changes)."""
+    av = store.technician_model(row, with_availability=True).availability
+    if av is not None:
+        for shift in row.shifts:
+            given = av.shift_on(shift.date)
+            if given is not None and (f"{given[0]:%H:%M}", f"{given[1]:%H:%M}") == (shift.start, shift.end):
+                shift.source = "template"
     session.flush()
     maintenance.derive_shifts(session, row, today=service.today(), weeks=service.settings.maintenance_weeks)
 

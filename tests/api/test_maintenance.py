@@ -167,6 +167,14 @@ def test_templates_exceptions_and_typed_shifts(client: TestClient, keys: Keys) -
     # Removing the exception brings the template's day back.
     assert client.delete(f"/v1/technicians/T1/exceptions/{tue.isoformat()}", headers=h).status_code == 200
     assert shifts()[tue.isoformat()] == ("08:00", "17:00")
+    # A GET sent back as a PUT keeps the template's days the template's: a new template moves them.
+    body = client.get("/v1/technicians/T1", headers=h).json()
+    body = {k: v for k, v in body.items() if k not in ("active", "replan_run_id")}
+    assert client.put("/v1/technicians/T1", json=body, headers=h).status_code == 200
+    later = [{**w, "start": "07:00"} for w in WEEK]
+    assert client.put("/v1/technicians/T1/availability", json={"weekly": later}, headers=h).status_code == 200
+    assert shifts()[tue.isoformat()] == ("07:00", "17:00")
+    assert shifts()[wed.isoformat()] == ("10:00", "18:00")  # the typed one stays
     bad_region = client.put(
         "/v1/technicians/T1/availability", json={"weekly": WEEK, "holidays": "XX"}, headers=h
     )
