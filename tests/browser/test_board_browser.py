@@ -253,6 +253,9 @@ def test_a_dispatchers_day_and_a_technicians_visit(demo: Demo, browser: Any) -> 
     with page.expect_response(lambda r: "/v1/maintenance/forecast" in r.url and r.ok):
         page.click("#maintenance-toggle")
     page.locator("#maintenance-summary", has_text="at risk").wait_for()
+    risk = demo.api("GET", "/v1/maintenance/compliance").json()["at_risk"]
+    shown_risk = [li.get_attribute("data-job") for li in page.locator("#at-risk li").all()]
+    assert shown_risk == [r["key"] for r in risk[:5]]
     page.wait_for_selector("#forecast[src^='blob:']")
     assert page.locator("#forecast").bounding_box()["height"] > 100  # type: ignore[index]
     shot(page, "07-maintenance-forecast")

@@ -744,6 +744,15 @@ async function toggleMaintenance() {
     const c = await api("GET", "/v1/maintenance/compliance");
     const share = c.in_window_share === null ? "no visit settled yet" : (100 * c.in_window_share).toFixed(1) + " % inside their window";
     summary.textContent = share + " · " + c.at_risk.length + " at risk in the next 14 days";
+    // The visits whose window closes soonest, unplanned: what a dispatcher acts on first.
+    const list = $("at-risk");
+    list.replaceChildren();
+    for (const r of c.at_risk.slice(0, 5)) {
+      const li = document.createElement("li");
+      li.dataset.job = r.key;
+      li.textContent = r.key + " · due " + r.due + " · window closes " + r.latest + " (" + r.days_left + " d) · " + r.reason;
+      list.appendChild(li);
+    }
     // The chart needs the key: fetched like every other call, shown from a blob URL.
     const res = await fetch("/v1/maintenance/forecast?weeks=12&format=png", {
       headers: { Authorization: "Bearer " + sessionStorage.getItem(KEY) },
