@@ -67,7 +67,7 @@ def seed(service: Service, *, today: date, scenario_file: Path = DEMO_SCENARIO) 
         for tech in scenario.technicians:
             row = store.put_technician(session, _with_template(repeat_shifts(tech, days)))
             session.flush()
-            maintenance.derive_shifts(session, row, today=today, weeks=service.settings.maintenance_weeks)
+            maintenance.derive_shifts(row, today=today, weeks=service.settings.maintenance_weeks)
         for asset in book["assets"]:
             session.add(AssetRow(id=asset["id"], spec=Asset.model_validate(asset).model_dump(mode="json")))
         for contract in book["contracts"]:

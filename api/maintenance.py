@@ -27,6 +27,7 @@ from api import audit, lifecycle, store
 from api.context import Service
 from api.tables import AssetRow, ContractRow, OccurrenceRow, RequestRow, ShiftRow, TechnicianRow
 from models import Job, JobStatus, ReasonCode, Shift, Technician
+from models.common import minutes_of
 from models.expand import occurrence_job
 from models.maintenance import Asset, MaintenanceContract, nominal_dates, occurrences
 
@@ -53,7 +54,7 @@ def contract_model(row: ContractRow) -> MaintenanceContract:
 # --- availability --------------------------------------------------------------------------------
 
 
-def derive_shifts(session: Session, row: TechnicianRow, *, today: date, weeks: int) -> int:
+def derive_shifts(row: TechnicianRow, *, today: date, weeks: int) -> int:
     """Write the technician's shifts from today for `weeks` from their availability calendar
     (`source = template`); typed shifts stay unless a dated exception overrides them. Returns the
     number of days whose shift changed. Past days are never touched."""
@@ -90,7 +91,7 @@ def derive_shifts(session: Session, row: TechnicianRow, *, today: date, weeks: i
 
 
 def derive_all_shifts(session: Session, *, today: date, weeks: int) -> int:
-    return sum(derive_shifts(session, row, today=today, weeks=weeks) for row in store.technicians(session))
+    return sum(derive_shifts(row, today=today, weeks=weeks) for row in store.technicians(session))
 
 
 # --- generation ----------------------------------------------------------------------------------
@@ -146,15 +147,18 @@ def generate(
                 occ_row.status = "withdrawn"
                 out.withdrawn.append(key)
         for key, occ in wanted.items():
-            job = occurrence_job(contract, site, occ, tz)
+            spec = occurrence_job(contract, site, occ, tz).model_dump(mode="json")
             if key in existing:
                 req = session.get(RequestRow, key)
                 # The contract's terms changed (duration, skills, tier): an unplanned visit follows.
-                if req is not None and req.status in UNPLANNED and existing[key].status == "generated":
-                    spec = job.model_dump(mode="json")
-                    if req.spec != spec:
-                        req.spec = spec
-                        out.updated.append(key)
+                if (
+                    req is not None
+                    and req.status in UNPLANNED
+                    and existing[key].status == "generated"
+                    and req.spec != spec
+                ):
+                    req.spec = spec
+                    out.updated.append(key)
                 continue
             if session.get(RequestRow, key) is not None:
                 continue  # a request typed by hand with that id: never overwritten
@@ -174,10 +178,10 @@ def generate(
                 RequestRow(
                     id=key,
                     status=JobStatus.OPEN.value,
-                    spec=job.model_dump(mode="json"),
+                    spec=spec,
                     address=asset_row.address,
                     reason=ReasonCode.NOT_PLANNED_YET.value,
-                    reason_detail=lifecycle.waiting_detail(job.model_dump(mode="json")),
+                    reason_detail=lifecycle.waiting_detail(spec),
                 )
             )
             out.created.append(key)
@@ -254,6 +258,12 @@ def before_night(service: Service, *, actor: str = "nightly") -> Generated | Non
 # --- reading -------------------------------------------------------------------------------------
 
 
+def _requests_of(session: Session, rows: Iterable[OccurrenceRow]) -> dict[str, RequestRow]:
+    """The service requests of these occurrences (same ids), in one query."""
+    keys = [o.key for o in rows]
+    return {r.id: r for r in session.scalars(select(RequestRow).where(RequestRow.id.in_(keys)))}
+
+
 def occurrence_status(occ_row: OccurrenceRow, req: RequestRow | None) -> str:
     if occ_row.status == "withdrawn" or req is None:
         return "withdrawn"
@@ -264,9 +274,7 @@ def occurrence_list(session: Session, contract_id: str) -> list[dict[str, Any]]:
     rows = session.scalars(
         select(OccurrenceRow).where(OccurrenceRow.contract_id == contract_id).order_by(OccurrenceRow.nominal)
     ).all()
-    reqs = {
-        r.id: r for r in session.scalars(select(RequestRow).where(RequestRow.id.in_([o.key for o in rows])))
-    }
+    reqs = _requests_of(session, rows)
     out = []
     for o in rows:
         req = reqs.get(o.key)
@@ -292,9 +300,7 @@ def compliance(session: Session, *, today: date, risk_days: int = 14) -> dict[st
     has closed), the share done inside their window; days off the due date of those done; and the
     at-risk list (window closing within `risk_days`, not planned, or planned after it closes)."""
     rows = session.scalars(select(OccurrenceRow).where(OccurrenceRow.status == "generated")).all()
-    reqs = {
-        r.id: r for r in session.scalars(select(RequestRow).where(RequestRow.id.in_([o.key for o in rows])))
-    }
+    reqs = _requests_of(session, rows)
     done_in = done_out = missed = 0
     off_due: dict[int, int] = defaultdict(int)
     at_risk = []
@@ -414,8 +420,7 @@ def _shift_hours(tech: Technician, days: list[date]) -> dict[date, float]:
     for day in days:
         worked = tech.availability.shift_on(day, typed.get(day)) if tech.availability else typed.get(day)
         if worked is not None:
-            a, b = worked
-            out[day] = ((b.hour * 60 + b.minute) - (a.hour * 60 + a.minute)) / 60
+            out[day] = (minutes_of(worked[1]) - minutes_of(worked[0])) / 60
     return out
 
 

@@ -148,6 +148,7 @@ def run(book: Book, policy: Policy, *, start: date, weeks: int, time_limit: floa
                         occ, _next_work(occ.nominal, book.work_days) if policy == "fixed" else None
                     )
         pool = []
+        planned = {x.job_id for r in previous for x in r.visits}
         for key, v in visits.items():
             if v.status == JobStatus.DONE:
                 continue
@@ -174,8 +175,7 @@ def run(book: Book, policy: Policy, *, start: date, weeks: int, time_limit: floa
                 )
             elif v.occ.latest < night:
                 continue  # the window closed unvisited: settled as missed
-            planned = any(x.job_id == key for r in previous for x in r.visits)
-            pool.append(PoolJob(job=job, status=JobStatus.PLANNED if planned else JobStatus.OPEN))
+            pool.append(PoolJob(job=job, status=JobStatus.PLANNED if key in planned else JobStatus.OPEN))
         data = ReplanInput(
             name=f"{policy} {night}",
             timezone=book.timezone,

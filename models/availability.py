@@ -130,12 +130,6 @@ class Availability(Strict):
                 return (w.start, w.end)
         return None
 
-    def weekly_minutes(self) -> int:
-        """Minutes of work in a template week (the forecast's capacity before exceptions)."""
-        return sum(
-            (w.end.hour * 60 + w.end.minute) - (w.start.hour * 60 + w.start.minute) for w in self.weekly
-        )
-
 
 @lru_cache(maxsize=256)
 def _holidays(country: str, subdiv: str | None, year: int) -> dict[date, str]:

@@ -13,7 +13,7 @@ the next nominal date is the first of the rule, anchored on the completion date,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Literal
 
@@ -123,14 +123,7 @@ class Occurrence:
     latest: date
 
     def ref(self) -> OccurrenceRef:
-        return OccurrenceRef(
-            contract_id=self.contract_id,
-            key=self.key,
-            nominal=self.nominal,
-            earliest=self.earliest,
-            due=self.due,
-            latest=self.latest,
-        )
+        return OccurrenceRef(**asdict(self))
 
 
 def occurrence_key(contract_id: str, nominal: date) -> str:

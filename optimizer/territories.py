@@ -470,22 +470,16 @@ def _border_groups(
     round 1, the next in round 2), and in each pair the technicians whose work lies nearer the other
     side, with the jobs on their routes and the pair's jobs left out. Route-based, as Santini et al.
     re-decompose: routes that face each other across a border are solved together."""
-    where: dict[str, list[GeoPoint]] = {}
-    for p in pieces:
-        for r in p.routes:
-            where.setdefault(r.technician_id, [])
     jobs = {j.id: j for j in scenario.jobs}
     techs = {t.id: t for t in scenario.technicians}
     route_jobs: dict[str, list[str]] = {}
     for p in pieces:
         for r in p.routes:
-            for v in r.visits:
-                route_jobs.setdefault(r.technician_id, []).append(v.job_id)
-                where[r.technician_id].append(jobs[v.job_id].location)
+            route_jobs.setdefault(r.technician_id, []).extend(v.job_id for v in r.visits)
     left = {u.job_id for p in pieces for u in p.unassigned if u.reason in REPAIRABLE}
 
     def centre(tid: str) -> GeoPoint:
-        pts = where.get(tid) or [techs[tid].home]
+        pts = [jobs[j].location for j in route_jobs.get(tid, [])] or [techs[tid].home]
         return GeoPoint(lat=sum(p.lat for p in pts) / len(pts), lon=sum(p.lon for p in pts) / len(pts))
 
     pairs = sorted(
@@ -516,11 +510,8 @@ def _border_groups(
             ranked = sorted(mine.technician_ids, key=lambda t: _km(centre(t), other.center))
             g_techs |= set(ranked[: max(1, math.ceil(len(ranked) * POLISH_FACING))])
         g_jobs = [j for t in sorted(g_techs) for j in route_jobs.get(t, [])]
-        g_jobs += sorted(
-            j
-            for j in left
-            if j in set(a.job_ids) | set(b.job_ids) and any(_can_do(techs[t], jobs[j]) for t in g_techs)
-        )
+        pair_left = left & (set(a.job_ids) | set(b.job_ids))
+        g_jobs += sorted(j for j in pair_left if any(_can_do(techs[t], jobs[j]) for t in g_techs))
         if g_jobs:
             groups.append((f"{a.name}+{b.name}", g_techs, g_jobs))
     return groups

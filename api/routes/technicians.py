@@ -203,7 +203,7 @@ def _derive(session: Session, service: ServiceDep, row: TechnicianRow) -> None:
             if given is not None and (f"{given[0]:%H:%M}", f"{given[1]:%H:%M}") == (shift.start, shift.end):
                 shift.source = "template"
     session.flush()
-    maintenance.derive_shifts(session, row, today=service.today(), weeks=service.settings.maintenance_weeks)
+    maintenance.derive_shifts(row, today=service.today(), weeks=service.settings.maintenance_weeks)
 
 
 def _availability_changed(
