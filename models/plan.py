@@ -29,6 +29,9 @@ class ReasonCode(StrEnum):
     PROMISE_BROKEN = "PROMISE_BROKEN"
     NOT_PLANNED_YET = "NOT_PLANNED_YET"
     DAY_DISRUPTED = "DAY_DISRUPTED"
+    CREW_UNAVAILABLE = "CREW_UNAVAILABLE"
+    PARTS_DO_NOT_FIT = "PARTS_DO_NOT_FIT"
+    LINKED_JOB_NOT_PLANNED = "LINKED_JOB_NOT_PLANNED"
 
 
 class Visit(Strict):
@@ -36,6 +39,12 @@ class Visit(Strict):
     arrival: datetime
     start: datetime
     end: datetime
+    part: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="a multi-day job's day: 1..n, one visit per day (none: a one-day job)"
+    )
+    role: Literal["lead", "helper"] | None = Field(
+        None, description="a crew job's member: one lead (the job's skills) and helpers (helper_skills)"
+    )
 
 
 class Break(Strict):

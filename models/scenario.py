@@ -11,7 +11,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, StrictBool, field_validator, model_validator
+from pydantic import Field, StrictBool, ValidationInfo, field_validator, model_validator
 
 from models.availability import Availability
 from models.common import (
@@ -226,6 +226,37 @@ class Pinned(Strict):
     )
 
 
+class After(Strict):
+    """This job follows another by a number of days (commissioning a week after the installation)."""
+
+    job_id: Identifier
+    min_days: Annotated[int, Field(ge=0, le=366)] = 0
+    max_days: Annotated[int, Field(ge=0, le=366)] | None = Field(
+        None, description="at most this many days after; none: any day after min_days"
+    )
+    done_on: date | None = Field(
+        None,
+        description="the day the linked job was done, when it is not in this scenario (a done job): the "
+        "days are counted from it",
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> After:
+        if self.max_days is not None and self.max_days < self.min_days:
+            raise ValueError(f"max_days {self.max_days} is below min_days {self.min_days}")
+        return self
+
+
+class SameTechnician(Strict):
+    """Continuity: the technician of another job (a complaint follow-up goes to who did the repair)."""
+
+    job_id: Identifier
+    hard: StrictBool = Field(False, description="required; else preferred (a cost per visit given away)")
+    technician_id: Identifier | None = Field(
+        None, description="who did the linked job, when it is not in this scenario (a done job)"
+    )
+
+
 def derive_priority(kind: JobKind, warranty: bool, contract: Contract, emergency: bool) -> int:
     """The documented default when a job carries no explicit priority (README "Priority rule").
 
@@ -253,10 +284,29 @@ class Job(Strict):
     customer_id: Annotated[str, Field(max_length=64)] | None = None
     kind: JobKind
     location: GeoPoint
-    duration_minutes: Annotated[float, Field(gt=0, le=1440, allow_inf_nan=False)]
-    skills: dict[SkillName, SkillLevel] = Field(
-        default_factory=dict, description="skill name -> minimum level"
+    max_days: Annotated[int, Field(ge=1, le=10)] = Field(
+        1, description="a job longer than a day is split over up to this many consecutive working days"
     )
+    duration_minutes: Annotated[float, Field(gt=0, le=14_400, allow_inf_nan=False)]
+    skills: dict[SkillName, SkillLevel] = Field(
+        default_factory=dict, description="skill name -> minimum level (the crew's lead)"
+    )
+    crew_size: Annotated[int, Field(ge=1, le=3)] = Field(
+        1, description="technicians who start together at the site and stay for the duration"
+    )
+    helper_skills: dict[SkillName, SkillLevel] = Field(
+        default_factory=dict, description="what each crew member besides the lead needs (none: anyone)"
+    )
+    min_part_minutes: Annotated[float, Field(gt=0, le=1440, allow_inf_nan=False)] = Field(
+        60.0, description="the shortest day's part of a multi-day job"
+    )
+    first_part: Annotated[int, Field(ge=1, le=10)] = Field(
+        1,
+        description="a multi-day job already begun: the number of its first day still to do "
+        "(`duration_minutes` is then what is left); the re-plan sets it",
+    )
+    after: After | None = Field(None, description="follows another job by min_days..max_days days")
+    same_technician_as: SameTechnician | None = None
     windows: list[Window] = Field(
         default_factory=list, description="the visit must start inside one of them; none = any time"
     )
@@ -283,6 +333,13 @@ class Job(Strict):
     )
     notes: Annotated[str, Field(max_length=2000)] | None = None
 
+    @field_validator("duration_minutes")
+    @classmethod
+    def _a_day_unless_split(cls, value: float, info: ValidationInfo) -> float:
+        if value > 1440 and info.data.get("max_days", 1) == 1:
+            raise ValueError(f"{value:g} min is over a day: set max_days to split it over several days")
+        return value
+
     @property
     def promised(self) -> bool:
         """A pin or a confirmed window: a promise, planned before every priority level."""
@@ -293,6 +350,20 @@ class Job(Strict):
         if self.priority is not None:
             return self.priority
         return derive_priority(self.kind, self.warranty, self.contract, self.emergency)
+
+
+def _link_errors(where: str, job: Job) -> list[str]:
+    """A job cannot follow itself. A link to a job this scenario does not hold is not an error (a
+    territory or a day holds part of the work): that job is left out with LINKED_JOB_NOT_PLANNED
+    unless the link says when and by whom the other job was done (`done_on`, `technician_id`)."""
+    errors: list[str] = []
+    if job.after is not None and job.after.job_id == job.id:
+        errors.append(f"{where}.after.job_id: a job cannot follow itself")
+    if job.same_technician_as is not None and job.same_technician_as.job_id == job.id:
+        errors.append(f"{where}.same_technician_as.job_id: a job cannot name itself")
+    if job.crew_size == 1 and job.helper_skills:
+        errors.append(f"{where}.helper_skills: given for a job with crew_size 1")
+    return errors
 
 
 class Scenario(Strict):
@@ -371,6 +442,7 @@ class Scenario(Strict):
                     errors.append(f"{where}.pinned.date: {job.pinned.date} is outside the horizon")
                 if job.pinned.start is not None and self.local(job.pinned.start).date() != job.pinned.date:
                     errors.append(f"{where}.pinned.start: {job.pinned.start} is not on {job.pinned.date}")
+            errors.extend(_link_errors(where, job))
             if job.appointment is not None:
                 start, end = self.local(job.appointment.start), self.local(job.appointment.end)
                 if end <= start:
