@@ -40,7 +40,7 @@ from numpy.typing import NDArray
 # Numba's disk cache is keyed by each function's own file: a compiled search loop keeps the copy
 # of a cost function it was built with even after costs.py changes. So the cache of all the
 # compiled modules goes as soon as any of them changes.
-COMPILED = ("kernel.py", "costs.py", "search.py", "slotscan.py")
+COMPILED = ("kernel.py", "costs.py", "search.py", "slotscan.py", "groupscan.py")
 
 
 def _drop_stale_cache() -> None:

@@ -41,6 +41,9 @@ class Weights(BaseModel):
     maintenance_late_per_day: NonNegative = Field(
         8.0, description="per day a maintenance occurrence is visited after its due date (inside its window)"
     )
+    same_technician_miss: NonNegative = Field(
+        60.0, description="per visit not given to the technician its `same_technician_as` (soft) names"
+    )
     stability_move: NonNegative = Field(
         30.0, description="per job moved off the technician/day the previous plan gave it"
     )

@@ -479,7 +479,7 @@ def _best_replacement(
     for k in range(lo, hi):
         v = nb.cand[k]
         n = size[v]
-        if n == 0 or stamp[v] != mark:
+        if n == 0 or stamp[v] != mark or not nb.allowed[v, job]:  # a group's unit: its own day only
             continue
         if sc.slot[v] < 0 and not room:
             continue
@@ -1105,6 +1105,9 @@ class Engine:
     def routes(self) -> list[list[int]]:
         rt = self.rt
         return [rt.nodes[v, 1 : rt.size[v] + 1].tolist() for v in range(len(rt.size))]
+
+    def unserved_jobs(self) -> list[int]:
+        return self.st.ua[: self.st.ua_n[0]].tolist()
 
     @property
     def unserved(self) -> list[int]:

@@ -23,6 +23,7 @@ import numpy as np
 from models import Plan, Scenario, SolverStats
 from optimizer.assemble import assemble, raw_routes
 from optimizer.costs import better, cost_model, to_minutes
+from optimizer.groups import Group, GroupLayer, needs_groups, split
 from optimizer.options import SolveOptions
 from optimizer.problem import Problem, build_problem
 from optimizer.routing_model import polish
@@ -59,13 +60,21 @@ def solve(
         if progress is not None:
             progress(name, {"seconds": time.monotonic() - began, **info})
 
+    whole = scenario
+    groups: dict[str, Group] = {}
+    if needs_groups(scenario):  # crews, multi-day and linked jobs: units the group moves place together
+        scenario, groups = split(scenario)
     problem = build_problem(scenario, options, travel=travel, previous=previous)
     phase("problem", jobs=problem.n_jobs, rejected=len(problem.rejected), vehicles=len(problem.vehicles))
     engine = Engine(problem, cost_model(problem, options.weights), seed=options.seed)
+    layer = GroupLayer(problem, engine, groups, options.weights) if groups else None
     phases: list[str] = []
     if previous is not None:
         kept = engine.warm_start(previous_routes(problem, previous))
         phases.append(f"warm start: {kept} visits of the previous plan kept")
+    if layer is not None:
+        placed = layer.construct()
+        phases.append(f"first plan of crews, multi-day and linked jobs: {placed} of {len(groups)} placed")
     engine.construct()
     first_seconds = time.monotonic() - began
     planned = problem.n_jobs - sum(engine.unserved)
@@ -83,16 +92,22 @@ def solve(
         floor = _planned_per_level(problem, engine) if options.keep_planned else None
         options = options.model_copy(update={"polish_share": polish_share(options, first)})
         try:
-            if options.route_minimisation:
+            if options.route_minimisation and layer is None:
                 span = options.time_limit_seconds
                 phases += engine.minimise_fleet(began + span * MINIMISE_UNTIL, span * PATIENCE, progress)
-            stats = engine.improve(search_stop(options, began), floor=floor, progress=progress)
+            if layer is not None:
+                left = options.time_limit_seconds * (1 - ASSEMBLY_SHARE) - (time.monotonic() - began)
+                stats = layer.improve(max(left, 0.0), options.iterations, floor, progress)
+            else:
+                stats = engine.improve(search_stop(options, began), floor=floor, progress=progress)
             iterations = stats.iterations
             phases.append(
                 f"ruin and recreate: {stats.iterations} iterations in {stats.seconds:.1f} s, "
                 f"{stats.improvements} better plans, {problem.n_jobs - sum(engine.unserved)} jobs planned"
             )
-            if options.polish_share:
+            if layer is not None:
+                phases.append(layer.stats())
+            elif options.polish_share:
                 phases += _polish(problem, options, engine, began)
         except Exception as exc:  # a failed phase keeps the plan it started from
             log.exception("ruin and recreate failed")
@@ -100,7 +115,11 @@ def solve(
             phases.append(f"ruin and recreate failed ({type(exc).__name__}: {exc}); the first plan is kept")
             engine.reset()
             engine.warm_start(first)
-    plan = assemble(problem, raw_routes(problem.timing, engine.rt), previous)
+            if layer is not None:
+                layer.check()
+    plan = assemble(problem, raw_routes(engine.tm, engine.rt), previous)
+    if layer is not None:
+        plan = layer.collapse(plan, whole, previous)
     phase("done", planned=plan.kpis.jobs_planned)
     plan.solver = SolverStats(
         status=status,

@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 
 from geopy.distance import great_circle
 
-from models import GeoPoint, Job, Plan, Route, Scenario, Technician, TravelMatrix, point_key
+from models import GeoPoint, Job, Plan, Route, Scenario, Technician, TravelMatrix, Visit, point_key
 
 TOLERANCE = timedelta(seconds=0.5)
 
@@ -83,11 +83,15 @@ def validate_plan(scenario: Scenario, plan: Plan) -> list[Violation]:
     jobs = {j.id: j for j in scenario.jobs}
     techs = {t.id: t for t in scenario.technicians}
     seen: dict[str, str] = {}
+    # Crew and multi-day jobs are several visits: checked together by `_check_groups`.
+    several = {j.id for j in scenario.jobs if j.crew_size > 1 or j.max_days > 1}
 
     def mark(job_id: str, where: str) -> None:
         if job_id not in jobs:
             out.append(Violation("UNKNOWN_JOB", f"{where} names a job the scenario does not have", job_id))
-        elif job_id in seen:
+        elif job_id in seen and (
+            job_id not in several or seen[job_id] == "unassigned" or where == "unassigned"
+        ):
             out.append(Violation("DUPLICATE_JOB", f"appears in {seen[job_id]} and in {where}", job_id))
         else:
             seen[job_id] = where
@@ -110,6 +114,143 @@ def validate_plan(scenario: Scenario, plan: Plan) -> list[Violation]:
     for job_id in jobs:
         if job_id not in seen:
             out.append(Violation("MISSING_JOB", "neither in a route nor in unassigned", job_id))
+    out.extend(_check_groups(scenario, plan, jobs, techs))
+    return out
+
+
+def _check_groups(
+    scenario: Scenario, plan: Plan, jobs: dict[str, Job], techs: dict[str, Technician]
+) -> list[Violation]:
+    """Crews arrive together, parts fall on successive working days of the same people, links hold."""
+    out: list[Violation] = []
+    visits: dict[str, list[tuple[Route, Visit]]] = {}
+    for route in plan.routes:
+        for visit in route.visits:
+            visits.setdefault(visit.job_id, []).append((route, visit))
+    for job_id, found in visits.items():
+        job = jobs.get(job_id)
+        if job is None:
+            continue
+        if job.crew_size > 1 or job.max_days > 1:
+            out.extend(_check_several(job, found, techs))
+        elif len(found) > 1:
+            continue  # DUPLICATE_JOB already said
+    for job in scenario.jobs:
+        if job.id in visits:
+            out.extend(_check_links(job, visits, techs))
+    return out
+
+
+def _check_several(
+    job: Job, found: list[tuple[Route, Visit]], techs: dict[str, Technician]
+) -> list[Violation]:
+    out: list[Violation] = []
+
+    def bad(code: str, message: str) -> None:
+        out.append(Violation(code, message, job.id))
+
+    parts: dict[int, list[tuple[Route, Visit]]] = {}
+    for route, visit in found:
+        part = visit.part or 1
+        if visit.part is None and job.max_days > 1 and len({v.part for _, v in found}) > 1:
+            bad("PART", f"a visit on {route.date} has no part number")
+        parts.setdefault(part, []).append((route, visit))
+    numbers = sorted(parts)
+    first = job.first_part
+    if numbers != list(range(first, first + len(numbers))):
+        bad("PART", f"parts {numbers} are not numbered {first}..{first + len(numbers) - 1}")
+    if first - 1 + len(numbers) > job.max_days:
+        bad("PART", f"{len(numbers)} days, more than max_days {job.max_days}")
+    crews: list[frozenset[str]] = []
+    days: list[date] = []
+    for number in numbers:
+        members = parts[number]
+        when = members[0][0].date
+        starts = {v.start for _, v in members}
+        if len(members) != job.crew_size:
+            bad("CREW_SIZE", f"part {number}: {len(members)} technicians, the job needs {job.crew_size}")
+        if len({r.date for r, _ in members}) > 1:
+            bad("CREW_APART", f"part {number}: crew members on different days")
+        if max(starts) - min(starts) > TOLERANCE:
+            span = ", ".join(f"{r.technician_id} {hhmm(v.start)}" for r, v in members)
+            bad("CREW_APART", f"part {number}: the crew does not start together ({span})")
+        names = [r.technician_id for r, _ in members]
+        if len(set(names)) != len(names):
+            bad("CREW_SIZE", f"part {number}: one technician counted twice in the crew")
+        if job.crew_size > 1:
+            leads = [r.technician_id for r, v in members if v.role == "lead"]
+            if len(leads) != 1:
+                bad("CREW_ROLE", f"part {number}: {len(leads)} leads, one is needed")
+        lengths = {v.end - v.start for _, v in members}
+        if len(lengths) > 1:
+            bad("CREW_APART", f"part {number}: crew members stay for different lengths of time")
+        crews.append(frozenset(names))
+        days.append(when)
+    if len(set(crews)) > 1:
+        bad("PART_CREW", "the parts are not done by the same technician(s)")
+    if days != sorted(set(days)):
+        bad("PART_DAYS", "parts are not on successive days in order")
+    for a, b in itertools.pairwise(days):
+        for tid in crews[0]:
+            tech = techs.get(tid)
+            skipped = [s.date for s in tech.shifts if a < s.date < b] if tech else []
+            if skipped:
+                bad("PART_DAYS", f"{tid} works on {skipped[0]} between parts on {a} and {b}")
+    for tid in crews[0] if crews else ():
+        own = [v for r, v in found if r.technician_id == tid]
+        on_site = sum(((v.end - v.start) for v in own), timedelta())
+        if abs(on_site - timedelta(minutes=job.duration_minutes)) > TOLERANCE * max(1, len(own)):
+            bad(
+                "DURATION",
+                f"{tid} is on site {minutes(on_site)} in all, the job needs {job.duration_minutes:g} min",
+            )
+        if len(own) > 1:
+            for v in own:
+                if v.end - v.start < timedelta(minutes=job.min_part_minutes) - TOLERANCE:
+                    bad("PART_LENGTH", f"part {v.part}: {minutes(v.end - v.start)}, under min_part_minutes")
+    return out
+
+
+def _lead(found: list[tuple[Route, Visit]]) -> tuple[str, date, date]:
+    """Who leads a job, its first and its last day."""
+    lead = next((r.technician_id for r, v in found if v.role in (None, "lead")), found[0][0].technician_id)
+    dates = [r.date for r, _ in found]
+    return lead, min(dates), max(dates)
+
+
+def _check_links(
+    job: Job, visits: dict[str, list[tuple[Route, Visit]]], techs: dict[str, Technician]
+) -> list[Violation]:
+    out: list[Violation] = []
+    lead, first, _ = _lead(visits[job.id])
+    link = job.after
+    if link is not None:
+        if link.job_id in visits:
+            base: date | None = _lead(visits[link.job_id])[2]
+        else:
+            base = link.done_on
+        if base is None:
+            out.append(Violation("LINK", f"follows {link.job_id}, which is not planned", job.id))
+        else:
+            gap = (first - base).days
+            if gap < link.min_days or (link.max_days is not None and gap > link.max_days):
+                most = f"-{link.max_days}" if link.max_days is not None else "+"
+                out.append(
+                    Violation(
+                        "LINK",
+                        f"{gap} days after {link.job_id} ({base}); it must be {link.min_days}{most}",
+                        job.id,
+                    )
+                )
+    same = job.same_technician_as
+    if same is not None and same.hard:
+        other = _lead(visits[same.job_id])[0] if same.job_id in visits else same.technician_id
+        if other is None:
+            out.append(
+                Violation("LINK", f"must go to the technician of {same.job_id}, who is not planned", job.id)
+            )
+        elif other != lead:
+            out.append(Violation("LINK", f"goes to {lead}, not {other}, who has {same.job_id}", job.id))
     return out
 
 
@@ -151,8 +292,10 @@ def _check_route(scenario: Scenario, tech: Technician, route: Route, jobs: dict[
         job = jobs.get(visit.job_id)
         if job is None:
             continue
-        load += job.demand
-        for skill, level in job.skills.items():
+        if visit.role != "helper" and (visit.part or 1) == 1:  # a crew's kit rides in the lead's van, once
+            load += job.demand
+        needs = job.helper_skills if visit.role == "helper" else job.skills
+        for skill, level in needs.items():
             if tech.skills.get(skill, 0) < level:
                 bad("SKILL", f"needs {skill}>={level}, has {tech.skills.get(skill, 0)}", job.id)
         if tid in job.excluded_technicians:
@@ -166,7 +309,7 @@ def _check_route(scenario: Scenario, tech: Technician, route: Route, jobs: dict[
         ):
             bad("PINNED", f"pinned to start at {hhmm(scenario.local(job.pinned.start))}", job.id)
         length = visit.end - visit.start
-        if abs(length - timedelta(minutes=job.duration_minutes)) > TOLERANCE:
+        if visit.part is None and abs(length - timedelta(minutes=job.duration_minutes)) > TOLERANCE:
             bad("DURATION", f"on site {minutes(length)}, the job needs {job.duration_minutes:g} min", job.id)
         if visit.arrival > visit.start + TOLERANCE:
             bad(
