@@ -147,7 +147,7 @@ def evaluate(base: ReplanInput, q: Placing) -> Evaluation:
         )
         return _no(reason, _DETAIL.get(reason, why.detail).format(tech=tech.id, day=q.date) + hint)
     cost = board._breakdown(j, v, row, _Window(q.date, lo, hi))
-    route = board.placed_route(j, v, row, lo, hi)
+    route = board.thaw.route(board.placed_route(j, v, row, lo, hi))  # a crew's visits by their jobs' ids
     visit = next(x for x in route.visits if x.job_id == job.id)
     was = {x.job_id: x.start for x in before.visits} if before else {}
     shifted = [

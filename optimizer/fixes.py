@@ -37,6 +37,7 @@ import numpy as np
 from models import Fix, Job, Pinned, Plan, ReasonCode, Route, Scenario, Shift, Technician, Unassigned, Window
 from optimizer import kernel
 from optimizer.costs import cost_model
+from optimizer.groups import freeze, is_group_job, needs_groups
 from optimizer.kernel import INF, LATEST_END, SHIFT_END, Routes, Timing
 from optimizer.options import SolveOptions
 from optimizer.problem import Vehicle, build_problem, start_domain
@@ -104,6 +105,9 @@ class Explainer:
     travel: TravelProvider | None = None
 
     def __post_init__(self) -> None:
+        if needs_groups(self.scenario):
+            # Crews, multi-day and linked visits stay where they are: what-ifs move single visits.
+            self.scenario, self.plan = freeze(self.scenario, self.plan)
         self.problem = build_problem(self.scenario, self.options, travel=self.travel)
         p = self.problem
         self.engine = Engine(p, cost_model(p, self.options.weights))
@@ -121,6 +125,8 @@ class Explainer:
         """Fixes for one unassigned job, cheapest first; the top ones verified."""
         if reason in NOT_FIXED or job_id not in self.jobs:
             return []
+        if is_group_job(self.jobs[job_id], set(self.jobs)):
+            return []  # a crew, a multi-day job or one linked to another left out: its reason says why
         cands = self.candidates(job_id, reason)
         cands.sort(key=lambda c: c.estimate)
         out: list[Fix] = []

@@ -54,6 +54,7 @@ from models import (
     Window,
 )
 from optimizer.assemble import assemble, raw_routes
+from optimizer.groups import freeze_jobs, is_group_job
 from optimizer.kernel import (
     F0,
     INF,
@@ -372,6 +373,57 @@ class _Legs:
 
 
 def reoptimise(data: IntradayInput) -> IntradayResult:
+    """`_reoptimise`, with crews and multi-day jobs' visits held where they are (stand-ins pinned at
+    their times, `groups.freeze_jobs`): the rest of the day moves around them. A crew no longer whole
+    (a member unavailable) leaves the day, as a visit that no longer fits does."""
+    ids = {j.id for j in data.jobs}
+    if not any(is_group_job(j, ids) for j in data.jobs):
+        return _reoptimise(data)
+    day_routes = [r for r in data.routes if r.date == data.day]
+    jobs, routes, thaw = freeze_jobs(data.jobs, day_routes, keep_unplanned=False)
+    known = {j.id for j in jobs}
+
+    def own(tid: str, jid: str) -> str:
+        return thaw.forward.get((tid, data.day, jid), jid)
+
+    execution = [
+        e.model_copy(
+            update={
+                "done": [own(e.technician_id, j) for j in e.done],
+                "current": e.current.model_copy(update={"job_id": own(e.technician_id, e.current.job_id)})
+                if e.current is not None
+                else None,
+            }
+        )
+        for e in data.execution
+    ]
+    frozen = data.model_copy(
+        update={
+            "jobs": jobs,
+            "routes": routes,
+            "execution": execution,
+            "emergencies": [j for j in data.emergencies if j in known],
+            "pool": [j for j in data.pool if j in known],
+        }
+    )
+    result = _reoptimise(frozen)
+    plan, gone = thaw.plan(result.plan, "a crew member or a part of this job can no longer be kept today")
+    returned: dict[str, Unassigned] = {}
+    for u in result.returned:  # a crew's visits come back as one request
+        returned.setdefault(thaw.id(u.job_id), u.model_copy(update={"job_id": thaw.id(u.job_id)}))
+    return result.model_copy(
+        update={
+            "plan": plan,
+            "frozen": {t: [thaw.id(j) for j in js] for t, js in result.frozen.items()},
+            "diff": [thaw.ids(d) for d in result.diff],
+            "customers": [thaw.ids(c) for c in result.customers],
+            "notices": [thaw.ids(n) for n in result.notices],
+            "returned": [*returned.values(), *(u for u in gone if u.job_id not in returned)],
+        }
+    )
+
+
+def _reoptimise(data: IntradayInput) -> IntradayResult:
     """The rest of `data.day` re-planned from the execution state, by `data.policy`: the whole day's
     plan (frozen part and rest), the rest alone with the scenario it was checked against, the diff
     against the routes technicians were told, and who must be told what."""

@@ -38,9 +38,11 @@ from models import (
     Technician,
     TravelSettings,
     Unassigned,
+    Visit,
     Window,
     working_days,
 )
+from optimizer.groups import Thaw, freeze_jobs
 from optimizer.kpis import compute_kpis
 from optimizer.options import SolveOptions
 from optimizer.solve import Progress, solve
@@ -55,6 +57,8 @@ class PoolJob(BaseModel):
 
     job: Job
     status: JobStatus = JobStatus.OPEN
+    done_on: date | None = Field(None, description="the day a done job was done: a follow-up counts from it")
+    done_by: str | None = Field(None, description="who did a done job: `same_technician_as` names them")
 
 
 class ReplanInput(BaseModel):
@@ -154,12 +158,14 @@ class Prepared:
     deferred: list[str]
     left: list[str]
     expired: list[Unassigned]
+    thaw: Thaw | None = None  # crews and multi-day jobs held as they were published (`_hold`)
 
 
 def prepare(data: ReplanInput, extra: Sequence[Job] = ()) -> Prepared:
     """The pool as the planner sees it now: promises, the clock, passed windows (shared by `replan`
     and the appointment slots, so a slot is offered under exactly the rules the re-plans keep).
     `extra` jobs (a slot query's new job, held slots) go through the same rules, after the pool."""
+    data, thaw = _hold(data)
     scenario_days = set(data.horizon.dates())
     probe = Scenario(name=data.name, timezone=data.timezone, horizon=data.horizon, technicians=[], jobs=[])
     h0, h1 = probe.horizon_start, probe.horizon_end
@@ -264,6 +270,7 @@ def prepare(data: ReplanInput, extra: Sequence[Job] = ()) -> Prepared:
             promised.append(job.id)
         jobs.append(job)
 
+    jobs = _resolve_links(jobs, data.pool, visits, deferred)
     scenario = Scenario(
         name=data.name,
         timezone=data.timezone,
@@ -272,7 +279,98 @@ def prepare(data: ReplanInput, extra: Sequence[Job] = ()) -> Prepared:
         technicians=[_within(t, scenario_days) for t in data.technicians],
         jobs=jobs,
     )
-    return Prepared(scenario, last_plan, promised, deferred, left, expired)
+    return Prepared(scenario, last_plan, promised, deferred, left, expired, thaw)
+
+
+def _hold(data: ReplanInput) -> tuple[ReplanInput, Thaw | None]:
+    """A crew or a multi-day job under way, or a multi-day job published, keeps its visits as they
+    are: stand-ins pinned at their times (`groups.freeze_jobs`), turned back by `replan`."""
+    days = set(data.horizon.dates())
+    on_days = {v.job_id for r in data.previous if r.date in days for v in r.visits}
+    hold = {
+        e.job.id: e
+        for e in data.pool
+        if e.job.id in on_days
+        and (e.job.crew_size > 1 or e.job.max_days > 1)
+        and (e.status == JobStatus.IN_PROGRESS or (e.status == JobStatus.DISPATCHED and e.job.max_days > 1))
+    }
+    if not hold:
+        return data, None
+    routes = [r for r in data.previous if r.date in days]
+    jobs, renamed, thaw = freeze_jobs([e.job for e in hold.values()], routes, keep_unplanned=True)
+    pool = [e for e in data.pool if e.job.id not in hold]
+    pool += [hold[thaw.id(j.id)].model_copy(update={"job": j}) for j in jobs]
+    previous = renamed + [r for r in data.previous if r.date not in days]
+    return data.model_copy(update={"pool": pool, "previous": previous}), thaw
+
+
+def _thawed(scenario: Scenario, thaw: Thaw) -> Scenario:
+    """The scenario with each held job back in place of its stand-ins: a multi-day job begun before
+    the horizon starts at its first part in it, with the minutes those parts take."""
+    parts: dict[str, list[tuple[int | None, str | None, float]]] = {}
+    for job in scenario.jobs:
+        if job.id in thaw.back:
+            original, part, role = thaw.back[job.id]
+            parts.setdefault(original.id, []).append((part, role, job.duration_minutes))
+    jobs: list[Job] = []
+    done: set[str] = set()
+    for job in scenario.jobs:
+        if job.id not in thaw.back:
+            jobs.append(job)
+            continue
+        original = thaw.back[job.id][0]
+        if original.id in done:
+            continue
+        done.add(original.id)
+        mine = [p for p in parts[original.id] if p[1] != "helper"]
+        first = min((p[0] or 1) for p in mine)
+        # Its visits are where they were published: the promise and windows of its first day are kept.
+        update: dict[str, object] = {"appointment": None, "windows": [], "release": None, "pinned": None}
+        if first > 1:
+            update.update(first_part=first, duration_minutes=sum(p[2] for p in mine))
+        jobs.append(original.model_copy(update=update))
+    return scenario.model_copy(update={"jobs": jobs})
+
+
+def _resolve_links(
+    jobs: list[Job],
+    pool: Sequence[PoolJob],
+    visits: dict[str, tuple[str, date, Visit]],
+    deferred: list[str],
+) -> list[Job]:
+    """Links to jobs this re-plan does not plan: a done one's day and technician are written into
+    the link (`after.done_on`, `same_technician_as.technician_id`); a follow-up of a job that waits
+    past the horizon waits too; a link to a cancelled, expired or unknown job no longer binds."""
+    entries = {e.job.id: e for e in pool}
+    while True:
+        ids = {j.id for j in jobs}
+        out: list[Job] = []
+        for job in jobs:
+            update: dict[str, object] = {}
+            after, same = job.after, job.same_technician_as
+            if after is not None and after.job_id not in ids and after.done_on is None:
+                if after.job_id in deferred:
+                    deferred.append(job.id)
+                    continue
+                day, _ = _done(entries.get(after.job_id), visits.get(after.job_id))
+                update["after"] = after.model_copy(update={"done_on": day}) if day is not None else None
+            if same is not None and same.job_id not in ids and same.technician_id is None:
+                _, who = _done(entries.get(same.job_id), visits.get(same.job_id))
+                update["same_technician_as"] = (
+                    same.model_copy(update={"technician_id": who}) if who is not None else None
+                )
+            out.append(job.model_copy(update=update) if update else job)
+        if len(out) == len(jobs):
+            return out
+        jobs = out  # a job deferred: its own followers are looked at again
+
+
+def _done(entry: PoolJob | None, visit: tuple[str, date, Visit] | None) -> tuple[date | None, str | None]:
+    """When and by whom a job no longer planned was done (None, None when it was not)."""
+    if entry is None or entry.status != JobStatus.DONE:
+        return None, None
+    day = entry.done_on or (visit[1] if visit else None)
+    return day, entry.done_by or (visit[0] if visit else None)
 
 
 def replan(data: ReplanInput, *, progress: Progress | None = None) -> ReplanResult:
@@ -289,6 +387,11 @@ def replan(data: ReplanInput, *, progress: Progress | None = None) -> ReplanResu
         plan = solve_large(scenario, data.options, data.territories, previous=warm, log=said)
     else:
         plan = solve(scenario, data.options, previous=warm, progress=progress)
+    if prep.thaw is not None:
+        plan, _ = prep.thaw.plan(plan, "its crew or its days could not be kept as they were published")
+        scenario = _thawed(scenario, prep.thaw)
+        last_plan = prep.thaw.plan(last_plan, "")[0] if last_plan is not None else None
+        plan.kpis = compute_kpis(scenario, plan.routes, plan.unassigned, last_plan)
     if data.mode == "scratch" and last_plan is not None:
         # Churn is still worth reporting for the policy that ignores it.
         plan.kpis = compute_kpis(scenario, plan.routes, plan.unassigned, last_plan)

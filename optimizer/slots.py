@@ -50,6 +50,7 @@ from models.common import ClockTime
 from optimizer import kernel
 from optimizer.assemble import RawRoute, assemble_routes
 from optimizer.costs import DAY_TICKS, cost_model, per_minute, to_minutes, vehicle_job_costs
+from optimizer.groups import freeze_jobs
 from optimizer.kernel import DAY_END, INF, LATEST_END, LUNCH_LEN, NEG, SHIFT_END, Routes, Timing
 from optimizer.kpis import compute_kpis
 from optimizer.problem import Problem, build_problem, travel_ticks
@@ -219,6 +220,18 @@ class SlotBoard:
                 ],
             }
         )
+        # Crews and multi-day jobs' visits stand where they are (pinned stand-ins): a booking moves
+        # single visits only; those still waiting for a crew are not slot questions.
+        jobs, previous, self.thaw = freeze_jobs(
+            [e.job for e in trimmed.pool], trimmed.previous, keep_unplanned=False
+        )
+        status = {e.job.id: e for e in trimmed.pool}
+        trimmed = trimmed.model_copy(
+            update={
+                "pool": [status[self.thaw.id(j.id)].model_copy(update={"job": j}) for j in jobs],
+                "previous": previous,
+            }
+        )
         anchor = base.technicians[0].home if base.technicians else GeoPoint(lat=0.0, lon=0.0)
         probe = Job(id=PROBE_ID, kind=JobKind.REPAIR, location=anchor, duration_minutes=1)
         prep = prepare(trimmed, [*hold_jobs, probe])
@@ -276,6 +289,18 @@ class SlotBoard:
         self.query, self.now = query, now if now is not None else self.base.not_before
         self.j, self.rejected = None, None
         job = query.job
+        if (
+            job.crew_size > 1
+            or job.max_days > 1
+            or job.after is not None
+            or job.same_technician_as is not None
+        ):
+            self.rejected = (
+                ReasonCode.CREW_UNAVAILABLE if job.crew_size > 1 else ReasonCode.PARTS_DO_NOT_FIT,
+                "slots are offered for single visits; a crew, a job over several days or a linked visit "
+                "is planned by the dispatcher (POST /v1/requests, then a re-plan)",
+            )
+            return
         alone = prepare(self.base.model_copy(update={"pool": [], "previous": []}), [job])
         if not alone.scenario.jobs:
             gone = "it is due after the horizon" if alone.deferred else "its windows have passed"
@@ -643,7 +668,7 @@ class SlotBoard:
             raise SlotUnavailable(
                 NotOfferedReason.UNPLANNABLE, f"the placement failed the validator: {listed}"
             )
-        return Placement(route=route, pushed_out=cost.pushed_out, cost=cost)
+        return Placement(route=self.thaw.route(route), pushed_out=cost.pushed_out, cost=cost)
 
     def placed_route(self, j: int, v: int, row: NDArray[np.int64], lo: int, hi: int) -> Route:
         """Technician-day v with job j where the scan's `row` put it, re-timed by the kernel (held
