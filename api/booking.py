@@ -39,7 +39,6 @@ from models import (
     GeoPoint,
     Horizon,
     Job,
-    JobStatus,
     Kpis,
     Plan,
     ReasonCode,
@@ -53,7 +52,7 @@ from models import (
 )
 from optimizer import SolveOptions
 from optimizer.kpis import compute_kpis
-from optimizer.replan import PoolJob, ReplanInput
+from optimizer.replan import ReplanInput
 from optimizer.slots import Hold, SlotBoard
 
 PLAN_WRITE = "plan-write"
@@ -151,7 +150,7 @@ def load_base(
     days = horizon.dates()
     requests = store.active_requests(session)
     techs = [store.technician_model(t) for t in store.technicians(session)]
-    pool = [PoolJob(job=store.job_model(r), status=JobStatus(r.status)) for r in requests]
+    pool = store.pool_jobs(session, requests)
     travel, _ = roads.for_service(
         service.settings, roads.places(techs, [p.job for p in pool], extra), roads.uploaded(session)
     )

@@ -35,7 +35,7 @@ from api.tables import CurrentPlanRow, PlanVersionRow, RequestRow, RouteRow, Tec
 from models import Job, JobStatus, Kpis, Pinned, ReasonCode, Route, Technician, Unassigned
 from optimizer import SolveOptions
 from optimizer.evaluate import Evaluation, Placing, evaluate
-from optimizer.replan import PoolJob, ReplanInput
+from optimizer.replan import ReplanInput
 from optimizer.slots import without_visit
 
 #: A visit whose start moves less than this between published and proposed is "the same time".
@@ -71,6 +71,12 @@ def board_job(row: RequestRow, service: Service, job: Job | None = None) -> Boar
         pinned=job.pinned.model_dump(mode="json") if job.pinned else None,
         promise=Promise(start=row.promise_start, end=row.promise_end)
         if row.promise_start is not None and row.promise_end is not None
+        else None,
+        crew_size=job.crew_size,
+        max_days=job.max_days,
+        after=job.after.model_dump(mode="json", exclude_none=True) if job.after else None,
+        same_technician_as=job.same_technician_as.model_dump(mode="json", exclude_none=True)
+        if job.same_technician_as
         else None,
     )
 
@@ -180,6 +186,8 @@ def board_day(session: Session, service: Service, day: date, which: str = "newes
                     start=v.start,
                     end=v.end,
                     late=(due := dues.get(v.job_id)) is not None and v.end > _local(due, tz),
+                    part=v.part,
+                    role=v.role,
                 )
                 for v in r.visits
             ],
@@ -330,7 +338,7 @@ def evaluation_input(
         for r in store.routes_of(session, version_id=version_id, day=body.date, technician_id=tech.id)
     ]
     on_route = _requests(session, (v.job_id for r in routes for v in r.visits))
-    pool = [PoolJob(job=store.job_model(r), status=JobStatus(r.status)) for r in on_route.values()]
+    pool = store.pool_jobs(session, on_route.values())
     travel, _ = roads.for_service(
         service.settings, roads.places([tech], [job, *(p.job for p in pool)]), roads.uploaded(session)
     )

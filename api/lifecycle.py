@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -108,14 +108,37 @@ def placements(session: Session, shown: dict[date, tuple[int, bool]]) -> dict[st
         return out
     for day, (version_id, published) in shown.items():
         query = (
-            select(VisitRow.job_id, RouteRow.technician_id)
+            select(VisitRow.job_id, RouteRow.technician_id, VisitRow.role)
             .join(RouteRow, VisitRow.route_id == RouteRow.id)
             .where(RouteRow.plan_version_id == version_id, RouteRow.date == day)
         )
-        for job_id, tech in session.execute(query):
+        for job_id, tech, role in session.execute(query):
             old = out.get(job_id)
             if old is None or (published, version_id) > (old.published, old.version_id):
                 out[job_id] = Placement(day, tech, version_id, published)
+            elif (published, version_id) == (old.published, old.version_id) and role != "helper":
+                # A crew's request names its lead; a multi-day job's its first day (days come in order).
+                out[job_id] = Placement(min(day, old.day), tech, version_id, published)
+    return out
+
+
+def days_left(session: Session, row: RequestRow, *, after: date) -> list[date]:
+    """Days after `after` on which the plans shown still hold a part of this (multi-day) job."""
+    if int(row.spec.get("max_days", 1)) <= 1:
+        return []
+    shown = shown_versions(session, since=after + timedelta(days=1))
+    return sorted(d for d, p in placements_of(session, shown, row.id).items() if p)
+
+
+def placements_of(session: Session, shown: dict[date, tuple[int, bool]], job_id: str) -> dict[date, bool]:
+    out: dict[date, bool] = {}
+    for day, (version_id, _) in shown.items():
+        query = (
+            select(VisitRow.id)
+            .join(RouteRow, VisitRow.route_id == RouteRow.id)
+            .where(RouteRow.plan_version_id == version_id, RouteRow.date == day, VisitRow.job_id == job_id)
+        )
+        out[day] = session.scalar(query.limit(1)) is not None
     return out
 
 

@@ -26,9 +26,9 @@ from api import audit, booking, locks, roads, store
 from api.context import Service
 from api.errors import ReplanInProgress
 from api.tables import RunRow, ShiftRow, TechnicianRow, utcnow
-from models import Horizon, JobStatus
+from models import Horizon
 from optimizer import SolveOptions
-from optimizer.replan import PoolJob, ReplanInput, ReplanResult, replan, working_days_horizon
+from optimizer.replan import ReplanInput, ReplanResult, replan, working_days_horizon
 from optimizer.search import warm_up
 from optimizer.solve import DEGRADED
 from optimizer.territories import TerritoryOptions
@@ -315,7 +315,7 @@ def load_input(service: Service, run_id: int) -> tuple[ReplanInput, list[date], 
         days = horizon.dates()
         previous = store.shown_routes(session, days, service.tz)
         requests = store.active_requests(session)
-        pool = [PoolJob(job=store.job_model(r), status=JobStatus(r.status)) for r in requests]
+        pool = store.pool_jobs(session, requests)
         techs = [store.technician_model(t) for t in store.technicians(session)]
         seen = store.fingerprint(session)
         given = roads.uploaded(session)

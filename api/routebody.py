@@ -45,7 +45,7 @@ def my_route(
     rows = store.routes_of(session, version_id=version_id, day=day, technician_id=me)
     route = store.route_model(rows[0], tz) if rows else None
     ids = [v.job_id for v in route.visits] if route else []
-    mine = session.scalars(select(RequestRow).where(RequestRow.id.in_(ids), RequestRow.technician_id == me))
+    mine = session.scalars(select(RequestRow).where(RequestRow.id.in_(ids)))
     return _render(me, day, version_id, revision, route, {r.id: r for r in mine})
 
 
@@ -55,8 +55,8 @@ def _render(
     stops: list[Stop] = []
     for seq, visit in enumerate(route.visits if route else []):
         req = requests.get(visit.job_id)
-        if req is None or req.technician_id != me:
-            continue  # moved to someone else since: not mine to see
+        if req is None or (req.technician_id != me and visit.role != "helper"):
+            continue  # moved to someone else since: not mine to see (a crew's helper is not its lead)
         job = Job.model_validate(req.spec)
         stops.append(
             Stop(
@@ -73,6 +73,9 @@ def _render(
                 customer_id=job.customer_id,
                 notes=job.notes,
                 maps_url=maps_url(job.location),
+                part=visit.part,
+                role=visit.role,
+                crew_size=job.crew_size,
             )
         )
     return RoutePublic(

@@ -176,6 +176,9 @@ class Stop(BaseModel):
     customer_id: str | None
     notes: str | None
     maps_url: str
+    part: int | None = Field(None, description="a job over several days: which day this is (1..n)")
+    role: str | None = Field(None, description="a crew job: lead (reports the visit's status) or helper")
+    crew_size: int = 1
 
 
 class RoutePublic(BaseModel):
@@ -497,6 +500,10 @@ class BoardJob(BaseModel):
     notes: str | None
     pinned: dict[str, Any] | None
     promise: Promise | None
+    crew_size: int = 1
+    max_days: int = 1
+    after: dict[str, Any] | None = Field(None, description="follows another job by some days")
+    same_technician_as: dict[str, Any] | None = None
 
 
 class BoardVisit(BaseModel):
@@ -505,6 +512,8 @@ class BoardVisit(BaseModel):
     start: datetime
     end: datetime
     late: bool = Field(description="ends after the job's `due` (SLA-late)")
+    part: int | None = Field(None, description="a multi-day job's day (1..n)")
+    role: str | None = Field(None, description="a crew job's member: lead or helper")
 
 
 class BoardRoute(BaseModel):

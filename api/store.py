@@ -42,6 +42,7 @@ from models import (
     Visit,
     Window,
 )
+from optimizer.replan import PoolJob
 
 #: A published visit without a window of its own promises its planned start give or take this.
 PROMISE_MARGIN = timedelta(minutes=60)
@@ -128,6 +129,30 @@ def job_model(row: RequestRow) -> Job:
     return job
 
 
+def pool_jobs(session: Session, rows: Iterable[RequestRow]) -> list[PoolJob]:
+    """Requests as a re-plan's pool, with the jobs their links name (a follow-up of a repair done
+    last week needs its day and technician: `optimizer.replan` writes them into the link)."""
+    rows = list(rows)
+    have = {r.id for r in rows}
+    named = {
+        link["job_id"]
+        for r in rows
+        for link in (r.spec.get("after"), r.spec.get("same_technician_as"))
+        if isinstance(link, dict) and link.get("job_id") not in have
+    }
+    if named:
+        rows += list(session.scalars(select(RequestRow).where(RequestRow.id.in_(sorted(named)))))
+    return [
+        PoolJob(
+            job=job_model(r),
+            status=JobStatus(r.status),
+            done_on=r.planned_date if r.status == JobStatus.DONE.value else None,
+            done_by=r.technician_id if r.status == JobStatus.DONE.value else None,
+        )
+        for r in rows
+    ]
+
+
 def active_requests(session: Session) -> list[RequestRow]:
     return list(
         session.scalars(
@@ -155,7 +180,14 @@ def route_model(row: RouteRow, tz: ZoneInfo) -> Route:
         travel_minutes=row.travel_minutes,
         overtime_minutes=row.overtime_minutes,
         visits=[
-            Visit(job_id=v.job_id, arrival=local(v.arrival), start=local(v.start), end=local(v.end))
+            Visit(
+                job_id=v.job_id,
+                arrival=local(v.arrival),
+                start=local(v.start),
+                end=local(v.end),
+                part=v.part,
+                role=v.role,  # type: ignore[arg-type]
+            )
             for v in row.visits
         ],
         break_=brk,
@@ -271,6 +303,8 @@ def store_plan(
                 "arrival": v.arrival,
                 "start": v.start,
                 "end": v.end,
+                "part": v.part,
+                "role": v.role,
             }
             for rid, route in zip(ids, plan.routes, strict=True)
             for i, v in enumerate(route.visits)

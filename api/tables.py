@@ -184,6 +184,8 @@ class VisitRow(Base):
     arrival: Mapped[datetime] = mapped_column()
     start: Mapped[datetime] = mapped_column()
     end: Mapped[datetime] = mapped_column()
+    part: Mapped[int | None] = mapped_column(Integer, comment="a multi-day job's day")
+    role: Mapped[str | None] = mapped_column(String(8), comment="lead or helper")
     route: Mapped[RouteRow] = relationship(back_populates="visits")
 
 

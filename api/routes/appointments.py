@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from api import audit, booking, idempotency, lifecycle, roads, store
 from api.context import Service
 from api.deps import ServiceDep, SessionDep, require
-from api.errors import Conflict, NotFound
+from api.errors import Conflict, NotFound, Unprocessable
 from api.geocode import geocode
 from api.routes.requests import known_technicians
 from api.schemas import (
@@ -91,6 +91,16 @@ def slots(body: SlotsRequest, session: SessionDep, service: ServiceDep, _: Booke
                     "location": location.model_dump(),
                 }
             )
+        for name in ("crew_size", "max_days"):
+            if getattr(job, name) > 1:
+                where: list[str | int] = (
+                    ["body", "job", name] if body.job is not None else ["body", "request_id"]
+                )
+                raise Unprocessable(
+                    where,
+                    "slots are offered for single visits; a crew or a job over several days is planned by "
+                    "the dispatcher (POST /v1/requests, then a re-plan)",
+                )
         horizon = booking.horizon_for(service, body.days)
         holds = booking.active_holds(session, now, but=[job.id])
         board = booking.board(

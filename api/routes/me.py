@@ -95,7 +95,10 @@ def set_visit_status(
         ):
             raise Conflict(f"visit {job_id!r} is {current.value}; it cannot become {body.status.value}")
         pointer = session.get(CurrentPlanRow, req.planned_date) if req.planned_date else None
-        lifecycle.move(req, target)
+        if target == JobStatus.DONE and lifecycle.days_left(session, req, after=service.today()):
+            target = JobStatus.IN_PROGRESS  # a day's part of a longer job: the job goes on tomorrow
+        if target != current:
+            lifecycle.move(req, target)
         req.visit_status = body.status.value
         req.visit_reported_at = service.now()
         req.visit_version_id = pointer.published_version_id if pointer else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import date
 from typing import Annotated, Any
 
@@ -80,10 +81,39 @@ def known_technicians(session: Session, job: Job | ServiceRequestCreate, loc: li
             raise Unprocessable(where, f"unknown technician {tid!r}")
 
 
+def known_links(
+    session: Session, job: Job | ServiceRequestCreate, loc: list[str | int], also: Collection[str] = ()
+) -> None:
+    """A link names an existing request (or one of the same batch), unless it says when and by whom
+    the linked job was done (a job from before fieldplan)."""
+    for name, link, given in (
+        ("after", job.after, job.after.done_on if job.after else None),
+        (
+            "same_technician_as",
+            job.same_technician_as,
+            job.same_technician_as.technician_id if job.same_technician_as else None,
+        ),
+    ):
+        if link is None or given is not None or link.job_id in also:
+            continue
+        if session.get(RequestRow, link.job_id) is None:
+            raise Unprocessable(
+                [*loc, name, "job_id"],
+                f"unknown request {link.job_id!r}; create it first, or say when (done_on) or by whom "
+                "(technician_id) it was done",
+            )
+
+
 def to_row(
-    session: Session, settings: Settings, body: ServiceRequestCreate, loc: list[str | int], today: date
+    session: Session,
+    settings: Settings,
+    body: ServiceRequestCreate,
+    loc: list[str | int],
+    today: date,
+    batch: Collection[str] = (),
 ) -> RequestRow:
     known_technicians(session, body, loc)
+    known_links(session, body, loc, batch)
     location = body.location or geocode(session, settings, body.address or "", [*loc, "address"])
     data = body.model_dump(exclude={"address", "external_id", "location", "contact"})
     job = Job.model_validate({**data, "location": location.model_dump()})
@@ -197,7 +227,7 @@ def create_requests_bulk(
                 continue
             if req.id in known:
                 raise Conflict(f"requests[{i}]: request {req.id!r} exists; give a new id or an external_id")
-            session.add(to_row(session, service.settings, req, ["body", "requests", i], service.today()))
+            session.add(to_row(session, service.settings, req, ["body", "requests", i], service.today(), ids))
             items.append(BulkItem(id=req.id, outcome="created"))
         created = sum(it.outcome == "created" for it in items)
         audit.record(

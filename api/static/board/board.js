@@ -277,7 +277,10 @@ function drawRoute(lane, tech, r) {
     if (e > shiftEnd) cls.push("overtime");
     if (job.pinned) cls.push("pinned");
     if (job.visit_status) cls.push("status-" + job.visit_status);
-    const bar = el("div", { class: cls.join(" "), draggable: true, "data-job": v.job_id, "data-seq": String(i + 1), text: `${i + 1} ${v.job_id}` });
+    if (v.role) cls.push("crew", "crew-" + v.role);
+    if (v.part) cls.push("part");
+    const badge = (v.role ? (v.role === "lead" ? " ◆" : " ◇") : "") + (v.part ? ` day ${v.part}` : "");
+    const bar = el("div", { class: cls.join(" "), draggable: !v.role && !v.part, "data-job": v.job_id, "data-seq": String(i + 1), text: `${i + 1} ${v.job_id}${badge}` });
     bar.style.left = pct(s); bar.style.width = width(s, e);
     bar.addEventListener("mouseenter", (ev) => tip(ev, visitText(v, job, tech)));
     bar.addEventListener("mousemove", moveTip);
@@ -308,6 +311,10 @@ function visitText(v, job, tech) {
     `${tech ? tech.name + " · " : ""}arrive ${hhmm(v.arrival)}, ${hhmm(v.start)}-${hhmm(v.end)}`,
   ];
   if (job.visit_status) lines.push("reported: " + job.visit_status);
+  if (v.role) lines.push(`crew of ${job.crew_size}: ${v.role === "lead" ? "lead" : "helper"}, all start together at ${hhmm(v.start)}`);
+  if (v.part) lines.push(`day ${v.part} of a job over several days (${job.duration_minutes} min in all)`);
+  if (job.after) lines.push(`follows ${job.after.job_id} by ${job.after.min_days}${job.after.max_days != null ? "-" + job.after.max_days : "+"} days`);
+  if (job.same_technician_as) lines.push(`${job.same_technician_as.hard ? "must go" : "goes preferably"} to the technician of ${job.same_technician_as.job_id}`);
   if (job.address) lines.push(job.address);
   if (job.due) lines.push(`due ${job.due.slice(0, 16).replace("T", " ")}${v.late ? " (LATE)" : ""}`);
   if (job.promise) lines.push(`promised ${hhmm(job.promise.start)}-${hhmm(job.promise.end)}`);
