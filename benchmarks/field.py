@@ -8,7 +8,9 @@ Scenarios come from `scenarios.families` (dispersed rural, dense urban, scarce s
 priorities 1-5, absences over several days, alternative windows on different days) at four sizes:
 150 jobs / 12 technicians / 3 days, 600 / 30 / 5, 2,000 / 100 / 5 and 5,000 / 250 / 5. `--held-out`
 perturbs every family's shape (spread, speed, absences, windows, durations) so a result is not an
-artefact of one generator.
+artefact of one generator. `--families crews` (not in the default set) adds crews of 2-3, multi-day
+installations with their commissioning visits and follow-ups by the same technician: fieldplan
+alone (no peer sends two technicians together), with the crews' idle wait per crew visit.
 
 The peers get the same problem: the travel matrix fieldplan plans with (seconds, rounded up), the
 jobs fieldplan does not reject up front, and every field rule a VROOM user would encode:
@@ -52,6 +54,8 @@ SIZES: dict[int, tuple[int, int, int]] = {  # jobs -> (jobs, technicians, days)
     5000: (5000, 250, 5),
 }
 FAMILIES = ("rural", "urban", "scarce", "overload", "absences", "altwindows")
+# Crews, multi-day and linked jobs: fieldplan alone (the peers cannot send two technicians together).
+OWN_FAMILIES = ("crews",)
 VROOM_PRIORITY = {1: 100, 2: 30, 3: 9, 4: 3, 5: 1}
 LEVELS = (1, 2, 3, 4, 5)
 
@@ -247,13 +251,13 @@ SOLVERS: dict[str, Callable] = {  # type: ignore[type-arg]
 
 def run_one(family: str, size: int, solver: str, seed: int, time_limit: float, held_out: bool) -> dict:  # type: ignore[type-arg]
     from optimizer import validate_plan
+    from optimizer.groups import doable as doable_jobs
     from optimizer.options import SolveOptions
-    from optimizer.problem import build_problem
 
     scenario = scenario_for(family, size, seed, held_out)
-    p = build_problem(scenario, SolveOptions())
-    priority_of = {j.id: j.effective_priority for j in p.jobs}
-    doable = len(p.jobs)
+    can = doable_jobs(scenario, SolveOptions())
+    priority_of = {j.id: j.effective_priority for j in scenario.jobs if j.id in can}
+    doable = len(can)
     began = time.monotonic()
     error = ""
     try:
@@ -276,7 +280,9 @@ def run_one(family: str, size: int, solver: str, seed: int, time_limit: float, h
         row.update({"planned": "", "violations": "", "status": error or "no plan"})
         return row
     violations = validate_plan(scenario, plan)
-    planned = [v.job_id for r in plan.routes for v in r.visits]
+    planned = sorted(
+        {v.job_id for r in plan.routes for v in r.visits}
+    )  # a crew's or a long job's visits: one job
     cum = 0
     for lv in LEVELS:
         cum += sum(1 for j in planned if priority_of.get(j) == lv)
@@ -291,9 +297,23 @@ def run_one(family: str, size: int, solver: str, seed: int, time_limit: float, h
             "overtime_min": round(sum(r.overtime_minutes for r in plan.routes), 1),
             "violations": len(violations),
             "status": plan.solver.status or "ok",
+            **crew_wait(plan),
         }
     )
     return row
+
+
+def crew_wait(plan) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """Crew members' idle wait at the door, summed per crew visit (one job's part): the median."""
+    waits: dict[tuple[str, int], float] = {}
+    for route in plan.routes:
+        for v in route.visits:
+            if v.role is not None:
+                key = (v.job_id, v.part or 1)
+                waits[key] = waits.get(key, 0.0) + (v.start - v.arrival).total_seconds() / 60
+    if not waits:
+        return {}
+    return {"crew_visits": len(waits), "crew_wait_med": round(statistics.median(waits.values()), 1)}
 
 
 def _median(rows: list[dict], key: str) -> float | None:  # type: ignore[type-arg]
@@ -331,6 +351,24 @@ def table(rows: list[dict], solvers: list[str]) -> str:  # type: ignore[type-arg
                 f"{_fmt(_median(mine, 'peak_mb'), 0)} | {sum(int(r['violations'] or 0) for r in mine)} | "
                 f"{verdict} |"
             )
+    return "\n".join(out)
+
+
+def crew_table(rows: list[dict]) -> str:  # type: ignore[type-arg]
+    """The crew family's own figures: crew visits and members' idle wait (goal: median <= 10 min)."""
+    mine = [r for r in rows if r.get("crew_visits")]
+    if not mine:
+        return ""
+    out = [
+        "",
+        "",
+        "| family | size | crew visits | idle wait per crew visit, median (min) |",
+        "|---|---|---|---|",
+    ]
+    for fam, size in sorted({(r["family"], r["size"]) for r in mine}, key=lambda k: (int(k[1]), str(k[0]))):
+        these = [r for r in mine if (r["family"], r["size"]) == (fam, size)]
+        visits, wait = _median(these, "crew_visits"), _median(these, "crew_wait_med")
+        out.append(f"| {fam} | {size} | {_fmt(visits, 0)} | {_fmt(wait, 1)} |")
     return "\n".join(out)
 
 
@@ -422,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
     solvers = [s.strip() for s in args.solvers.split(",") if s.strip()]
     for what, wrong, known in (
         ("--sizes", bad, SIZES),
-        ("--families", [f for f in families if f not in FAMILIES], FAMILIES),
+        ("--families", [f for f in families if f not in FAMILIES + OWN_FAMILIES], FAMILIES + OWN_FAMILIES),
         ("--solvers", [s for s in solvers if s not in SOLVERS], SOLVERS),
     ):
         if wrong:
@@ -445,6 +483,7 @@ def main(argv: list[str] | None = None) -> int:
         for fam in families
         for seed in range(1, args.seeds + 1)
         for solver in solvers
+        if fam not in OWN_FAMILIES or solver == "fieldplan"
     ]
     budget = sum(t[4] for t in tasks) / max(args.jobs, 1)
     print(f"{len(tasks)} runs, {args.jobs} at a time: about {budget / 60:.0f} min", file=sys.stderr)
@@ -477,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
-    md = table(rows, solvers)
+    md = table(rows, solvers) + crew_table(rows)
     (args.out / f"{stamp}.md").write_text(md + "\n")
     picture = plot(rows, args.out / f"{stamp}.png")
     print(md)

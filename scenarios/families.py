@@ -9,7 +9,10 @@ shapes and not on one generator:
 - `scarce`: some skill levels held by one or two technicians only, and wanted often;
 - `overload`: more work than hands, explicit priorities 1-5 (priorities must decide);
 - `absences`: a multi-day horizon where a quarter of technician-days have no shift;
-- `altwindows`: many customers offering two or three windows on different days.
+- `altwindows`: many customers offering two or three windows on different days;
+- `crews`: 10 % of jobs need a crew of 2-3, 5 % are installations over 2-3 days (some by a crew),
+  each followed by a commissioning visit 1-4 days later, and complaint follow-ups that go to the
+  technician of the repair they follow (hard for some).
 
 Every family shares the field's rules: technicians with 1-3 skills at levels 1-5, lunch of 30 min
 between 11:30 and 13:30, overtime of 0, 30 or 60 min, half-day windows, spare-part release dates,
@@ -54,6 +57,9 @@ class Shape:
     explicit_priorities: bool = False
     emergency: float = 0.03
     capacity: bool = False
+    crews: float = 0.0  # share of jobs needing a crew of 2-3
+    multi_day: float = 0.0  # share of jobs that are installations over 2-3 days (each with a commissioning)
+    follow_ups: float = 0.0  # share of jobs that are a follow-up of a repair by the same technician
 
 
 FAMILIES: dict[str, Shape] = {
@@ -63,6 +69,7 @@ FAMILIES: dict[str, Shape] = {
     "overload": Shape(spread_deg=0.12, duration_scale=1.9, explicit_priorities=True, emergency=0.06),
     "absences": Shape(spread_deg=0.15, day_off=0.25),
     "altwindows": Shape(spread_deg=0.15, half_day=0.2, alternatives=0.4),
+    "crews": Shape(spread_deg=0.15, duration_scale=0.45, crews=0.10, multi_day=0.05, follow_ups=0.04),
 }
 
 
@@ -175,6 +182,8 @@ def family_scenario(
         if rng.random() < 0.03:
             job["excluded_technicians"] = [rng.choice(techs)["id"]]
         job_list.append(job)
+    if s.crews or s.multi_day or s.follow_ups:
+        _crews_and_links(rng, s, job_list, dates, window)
     for k in range(max(1, jobs // 100)):  # nobody is certified for lifts
         job_list.append(
             {
@@ -195,6 +204,61 @@ def family_scenario(
             "jobs": job_list,
         }
     )
+
+
+def _crews_and_links(
+    rng: random.Random, s: Shape, jobs: list[dict[str, object]], dates: list[date], window
+) -> None:  # type: ignore[no-untyped-def]
+    """Turn shares of the drawn jobs into crews, multi-day installations (each with a commissioning
+    visit a few days after) and follow-ups of repairs, in place; the job count stays the same."""
+    n = len(jobs)
+    order = list(range(n))
+    rng.shuffle(order)
+    n_multi = round(n * s.multi_day)
+    n_crew = round(n * s.crews)
+    n_follow = round(n * s.follow_ups)
+    multi, rest = order[:n_multi], order[n_multi:]
+    commissioning, rest = rest[:n_multi], rest[n_multi:]
+    crews, rest = rest[:n_crew], rest[n_crew:]
+    follow = rest[:n_follow]
+    repairs = [i for i in rest[n_follow:] if jobs[i]["kind"] == "repair"]
+    for i, c in zip(multi, commissioning, strict=True):
+        job = jobs[i]
+        job.update(kind="installation", duration_minutes=rng.choice((360, 420, 480, 600)), max_days=3)
+        job.pop("windows", None)
+        job.pop("due", None)
+        job.pop("release", None)
+        if rng.random() < 0.4:
+            job["crew_size"] = 2
+        jobs[c].update(
+            kind="inspection",
+            duration_minutes=rng.choice((45, 60, 90)),
+            skills=job["skills"],
+            location=job["location"],
+            after={"job_id": job["id"], "min_days": 1, "max_days": 4},
+        )
+        for key in ("windows", "due", "release"):
+            jobs[c].pop(key, None)
+    for i in crews:
+        job = jobs[i]
+        job["crew_size"] = rng.choices((2, 3), weights=(4, 1))[0]
+        job["duration_minutes"] = max(int(job["duration_minutes"]), 60)  # type: ignore[call-overload]
+        if rng.random() < 0.5:
+            name = next(iter(job["skills"]))  # type: ignore[call-overload]
+            job["helper_skills"] = {name: 1}
+    for i in follow:
+        if not repairs:
+            break
+        target = jobs[repairs.pop()]
+        jobs[i].update(
+            kind="follow_up",
+            duration_minutes=rng.choice((20, 30)),
+            skills=target["skills"],
+            location=target["location"],
+            same_technician_as={"job_id": target["id"], "hard": rng.random() < 0.3},
+        )
+        for key in ("windows", "due", "release", "preferred_technicians", "excluded_technicians"):
+            jobs[i].pop(key, None)
 
 
 def held_out(family: str, seed: int) -> Shape:
