@@ -361,8 +361,9 @@ def parts_needed(scenario: Scenario, job: Job) -> tuple[int, tuple[ReasonCode, s
 
     A day's part is one visit and the lunch break is taken between visits (the kernel's rule), so a
     part fits the morning (shift start to the latest lunch) or the afternoon (the earliest lunch's end
-    to the shift's end with overtime), less the drive. Parts are sized for the third-best qualified
-    technician, so more than one or two people can take them; the best one decides when nobody else can.
+    to the shift's end with overtime), less the drive. Parts are sized for the median qualified
+    technician's longest day, so half of them can take them; within `max_days`, else for the third-
+    best, else the best (on the crews family about as many planned as sizing for the third-best).
     """
     if job.max_days == job.first_part:
         return 1, None
@@ -379,7 +380,7 @@ def parts_needed(scenario: Scenario, job: Job) -> tuple[int, tuple[ReasonCode, s
     if not best or best[0] <= 0:
         return 1, None  # the problem says why (no qualified technician, no shift)
     left = job.max_days - job.first_part + 1  # days a job already begun still has
-    for room in (best[min(2, len(best) - 1)], best[0]):
+    for room in (best[len(best) // 2], best[min(2, len(best) - 1)], best[0]):
         need = max(1, math.ceil(job.duration_minutes / room)) if room > 0 else left + 1
         if need <= left:
             break
@@ -608,11 +609,14 @@ class GroupLayer:
         cost = np.empty(n, dtype=np.int64)
         pos = np.empty(n, dtype=np.int64)
         start = np.empty(n, dtype=np.int64)
+        ready = np.empty(n, dtype=np.int64)
         unit_places(
             tm.travel, tm.service, tm.dom_ptr, tm.dom, tm.veh, rt.nodes, rt.size, rt.cache, rt.vend,
             e.costs.w, e.costs.node, e.costs.due_start, e.st.load, e.nb.demand, e.nb.capacity,
-            vehs, node, at, cost, pos, start,
+            vehs, node, at, cost, pos, start, ready,
         )  # fmt: skip
+        if at >= 0:  # a crew member waiting at the door for the others: paid as driving is
+            cost = np.where(cost < INF, cost + (start - ready) * self.e.costs.travel_w, cost)
         return cost, pos, start
 
     def _starts(self, node: int, vehs: NDArray[np.int64]) -> NDArray[np.int64]:

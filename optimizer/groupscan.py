@@ -39,9 +39,11 @@ def unit_places(
     cost: NDArray[np.int64],
     pos: NDArray[np.int64],
     start: NDArray[np.int64],
+    ready: NDArray[np.int64],
 ) -> None:
-    """Cheapest insertion of `job` on each technician-day of `vehs`: cost (INF: nowhere), position
-    and start. `at` >= 0: the visit must start exactly then (a crew's shared start)."""
+    """Cheapest insertion of `job` on each technician-day of `vehs`: cost (INF: nowhere), position,
+    start, and the earliest it could start there on its own windows (`start - ready` is a crew
+    member's wait at the door). `at` >= 0: the visit must start exactly then (a crew's shared start)."""
     lo, hi = dom_ptr[job], dom_ptr[job + 1]
     saved = dom[lo:hi].copy()
     if at >= 0:
@@ -69,6 +71,12 @@ def unit_places(
     for k in range(lo, hi):
         dom[k, 0] = saved[k - lo, 0]
         dom[k, 1] = saved[k - lo, 1]
+    for i in range(vehs.shape[0]):
+        ready[i] = start[i]
+        if at >= 0 and pos[i] >= 0:
+            st, _ = insertion(travel, service, dom_ptr, dom, veh, nodes, cache, vehs[i], pos[i], job)
+            if st < ready[i]:
+                ready[i] = st
 
 
 @jit
