@@ -227,6 +227,16 @@ def split(scenario: Scenario, jobs_per_territory: int = 1000, seed: int = 0) -> 
         if target != here:
             label[i] = target
             moved[job.id] = f"T{staffed.index(target) + 1}"
+    # A job that follows another (commissioning after the installation, a follow-up by the repair's
+    # technician) goes where that one went: a link across territories could never be kept.
+    index = {j.id: i for i, j in enumerate(jobs)}
+    for _ in range(3):  # chains: installation -> commissioning -> follow-up
+        for i, job in enumerate(jobs):
+            for link in (job.after, job.same_technician_as):
+                other = index.get(link.job_id) if link is not None else None
+                if other is not None and label[other] != label[i]:
+                    label[i] = label[other]
+                    moved[job.id] = f"T{staffed.index(int(label[other])) + 1}"
     territories = []
     for n, c in enumerate(staffed, start=1):
         lat, lon = centers[c][1] / 110.57, centers[c][0] / (111.32 * math.cos(math.radians(lat0)))

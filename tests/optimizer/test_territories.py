@@ -92,6 +92,15 @@ def test_the_split_gives_technicians_where_the_work_is() -> None:
     assert len(west.technician_ids) == 2 and "W1" in west.technician_ids
 
 
+def test_a_job_follows_the_job_it_names_into_its_territory() -> None:
+    scenario = family_scenario("crews", jobs=300, technicians=16, days=5, seed=3)
+    parts = split(scenario, jobs_per_territory=60)
+    assert len(parts.territories) > 2
+    where = {j: t.name for t in parts.territories for j in t.job_ids}
+    links = [(j.id, link.job_id) for j in scenario.jobs for link in (j.after, j.same_technician_as) if link]
+    assert links and all(where[a] == where[b] for a, b in links)
+
+
 def test_a_two_worker_pool_gives_the_same_kind_of_plan() -> None:
     scenario = family_scenario("urban", jobs=120, technicians=8, days=1, seed=4)
     plan, stats = solve_territories(scenario, OPTIONS, ProcessBackend(2), jobs_per_territory=40)
