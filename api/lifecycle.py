@@ -127,19 +127,12 @@ def days_left(session: Session, row: RequestRow, *, after: date) -> list[date]:
     if int(row.spec.get("max_days", 1)) <= 1:
         return []
     shown = shown_versions(session, since=after + timedelta(days=1))
-    return sorted(d for d, p in placements_of(session, shown, row.id).items() if p)
-
-
-def placements_of(session: Session, shown: dict[date, tuple[int, bool]], job_id: str) -> dict[date, bool]:
-    out: dict[date, bool] = {}
-    for day, (version_id, _) in shown.items():
-        query = (
-            select(VisitRow.id)
-            .join(RouteRow, VisitRow.route_id == RouteRow.id)
-            .where(RouteRow.plan_version_id == version_id, RouteRow.date == day, VisitRow.job_id == job_id)
-        )
-        out[day] = session.scalar(query.limit(1)) is not None
-    return out
+    query = (
+        select(RouteRow.date, RouteRow.plan_version_id)
+        .join(VisitRow, VisitRow.route_id == RouteRow.id)
+        .where(VisitRow.job_id == row.id, RouteRow.date > after)
+    )
+    return sorted({day for day, version in session.execute(query) if shown.get(day, (None,))[0] == version})
 
 
 def reasons(session: Session, version_ids: Iterable[int]) -> dict[str, tuple[str, str]]:

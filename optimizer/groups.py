@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from datetime import time as clock
@@ -146,18 +147,27 @@ def _targets(job: Job) -> list[str]:
 
 def _unit(job: Job, part: int, member: int, minutes: float) -> Job:
     lead = member == 1
+    return _one_visit(
+        job, unit_id(job.id, part, member), minutes, helper=not lead, first_day=part == 1,
+        preferred_technicians=job.preferred_technicians if lead else [],
+    )  # fmt: skip
+
+
+def _one_visit(job: Job, vid: str, minutes: float, *, helper: bool, first_day: bool, **more: object) -> Job:
+    """One visit of a crew or multi-day job as a job of its own: a member's skills, no crew, no days,
+    no links; the kit rides in the lead's van, once."""
     return job.model_copy(
         update={
-            "id": unit_id(job.id, part, member),
+            "id": vid,
             "duration_minutes": minutes,
-            "skills": job.skills if lead else job.helper_skills,
-            "preferred_technicians": job.preferred_technicians if lead else [],
-            "demand": job.demand if lead and part == 1 else 0,  # the kit rides in the lead's van, once
+            "skills": job.helper_skills if helper else job.skills,
+            "demand": job.demand if not helper and first_day else 0,
             "crew_size": 1,
             "helper_skills": {},
             "max_days": 1,
             "after": None,
             "same_technician_as": None,
+            **more,
         }
     )
 
@@ -213,7 +223,7 @@ def freeze_jobs(
     for job in jobs:
         if job.id not in visits:
             if job.id not in frozen or keep_unplanned:
-                out.append(_unlinked(job, visits, ids))
+                out.append(_unlinked(job, visits))
             continue
         for k, (tech, day, visit) in enumerate(sorted(visits[job.id], key=lambda x: (x[1], x[0])), start=1):
             sid = f"{job.id}.{k}"
@@ -222,20 +232,14 @@ def freeze_jobs(
             taken.add(sid)
             thaw.add(sid, job, tech, day, visit)
             out.append(
-                job.model_copy(
-                    update={
-                        "id": sid,
-                        "duration_minutes": (visit.end - visit.start).total_seconds() / 60,
-                        "skills": job.helper_skills if visit.role == "helper" else job.skills,
-                        "crew_size": 1,
-                        "helper_skills": {},
-                        "max_days": 1,
-                        "after": None,
-                        "same_technician_as": None,
-                        "demand": job.demand if visit.role != "helper" and (visit.part or 1) == 1 else 0,
-                        "pinned": Pinned(technician_id=tech, date=day, start=visit.start),
-                        "appointment": None,
-                    }
+                _one_visit(
+                    job,
+                    sid,
+                    (visit.end - visit.start).total_seconds() / 60,
+                    helper=visit.role == "helper",
+                    first_day=(visit.part or 1) == 1,
+                    pinned=Pinned(technician_id=tech, date=day, start=visit.start),
+                    appointment=None,
                 )
             )
     renamed = [
@@ -278,27 +282,16 @@ class Thaw:
                     visits.setdefault(self.back[v.job_id][0].id, []).append(
                         (route.technician_id, route.date, v)
                     )
-        wanted = {job.id for job, _, _ in self.back.values()}
+        expected = Counter(job.id for job, _, _ in self.back.values())
         broken: set[str] = set()
-        for jid in wanted:
+        for jid, count in expected.items():
             mine = visits.get(jid, [])
-            expected = sum(1 for sid, (j, _, _) in self.back.items() if j.id == jid)
             starts: dict[tuple[date, int | None], set[datetime]] = {}
             for _, day, v in mine:
                 starts.setdefault((day, self.back[v.job_id][1]), set()).add(v.start)
-            if (mine and (len(mine) != expected or any(len(x) > 1 for x in starts.values()))) or not mine:
+            if len(mine) != count or any(len(x) > 1 for x in starts.values()):
                 broken.add(jid)
-        routes = []
-        for route in plan.routes:
-            kept = []
-            for v in route.visits:
-                if v.job_id in self.back:
-                    job, part, role = self.back[v.job_id]
-                    if job.id in broken:
-                        continue
-                    v = v.model_copy(update={"job_id": job.id, "part": part, "role": role})
-                kept.append(v)
-            routes.append(route.model_copy(update={"visits": kept}))
+        routes = [self.route(route, drop=broken) for route in plan.routes]
         gone = [Unassigned(job_id=jid, reason=ReasonCode.DAY_DISRUPTED, detail=why) for jid in sorted(broken)]
         unassigned = [
             u.model_copy(update={"job_id": self.id(u.job_id)})
@@ -307,12 +300,15 @@ class Thaw:
         ]
         return plan.model_copy(update={"routes": routes, "unassigned": unassigned + gone}), gone
 
-    def route(self, route: Route) -> Route:
-        """One route in the jobs' own terms (a booking's route: its stand-ins never move)."""
+    def route(self, route: Route, drop: Collection[str] = ()) -> Route:
+        """One route in the jobs' own terms (a booking's route: its stand-ins never move), without
+        the visits of the jobs in `drop`."""
         visits = []
         for v in route.visits:
             if v.job_id in self.back:
                 job, part, role = self.back[v.job_id]
+                if job.id in drop:
+                    continue
                 v = v.model_copy(update={"job_id": job.id, "part": part, "role": role})
             visits.append(v)
         return route.model_copy(update={"visits": visits})
@@ -332,7 +328,7 @@ class Thaw:
         return type(model).model_validate(walk(model.model_dump(mode="json", by_alias=True)))
 
 
-def _unlinked(job: Job, visits: dict[str, list[tuple[str, date, Visit]]], ids: set[str]) -> Job:
+def _unlinked(job: Job, visits: dict[str, list[tuple[str, date, Visit]]]) -> Job:
     """A job left out whose links name planned (so frozen) jobs: linked to them as to done ones."""
     update: dict[str, object] = {}
     if job.after is not None and job.after.job_id in visits:
@@ -415,6 +411,7 @@ def fixed_links(scenario: Scenario, job: Job, ids: set[str]) -> tuple[Job, tuple
     windows, the technician who did it as the only (hard) or a preferred (soft) one."""
     update: dict[str, object] = {}
     why: tuple[ReasonCode, str] | None = None
+    fleet = {t.id for t in scenario.technicians}
     link = job.after
     if link is not None and link.job_id not in ids:
         if link.done_on is None:
@@ -446,16 +443,15 @@ def fixed_links(scenario: Scenario, job: Job, ids: set[str]) -> tuple[Job, tuple
                     f"must go to the technician of {same.job_id}, which is not in this plan",
                 )
         elif same.hard:
-            if same.technician_id not in {t.id for t in scenario.technicians}:
+            if same.technician_id not in fleet:
                 why = why or (
                     ReasonCode.ALL_EXCLUDED,
                     f"must go to {same.technician_id} (who did {same.job_id}), who does not work here",
                 )
-            others = [t.id for t in scenario.technicians if t.id != same.technician_id]
-            update["excluded_technicians"] = sorted(set(job.excluded_technicians) | set(others))
-        elif same.technician_id not in job.preferred_technicians and same.technician_id in {
-            t.id for t in scenario.technicians
-        }:
+            update["excluded_technicians"] = sorted(
+                set(job.excluded_technicians) | (fleet - {same.technician_id})
+            )
+        elif same.technician_id not in job.preferred_technicians and same.technician_id in fleet:
             update["preferred_technicians"] = [same.technician_id, *job.preferred_technicians]
     return (job.model_copy(update=update) if update else job), why
 

@@ -131,10 +131,8 @@ def _check_groups(
         job = jobs.get(job_id)
         if job is None:
             continue
-        if job.crew_size > 1 or job.max_days > 1:
+        if job.crew_size > 1 or job.max_days > 1:  # several visits of any other job: DUPLICATE_JOB said
             out.extend(_check_several(job, found, techs))
-        elif len(found) > 1:
-            continue  # DUPLICATE_JOB already said
     for job in scenario.jobs:
         if job.id in visits:
             out.extend(_check_links(job, visits, techs))
