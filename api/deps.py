@@ -34,29 +34,42 @@ def get_session(service: ServiceDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
+def unauthorized(message: str) -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, message, headers={"WWW-Authenticate": "Bearer"})
+
+
+def bearer_key(request: Request) -> str | None:
+    """The key of `Authorization: Bearer <key>`, as `bearer` reads it (for a route that reads the key
+    itself to save the dependencies' thread hops)."""
+    scheme, _, key = (request.headers.get("authorization") or "").partition(" ")
+    return key or None if scheme.lower() == "bearer" else None
+
+
+def known(principal: Principal | None) -> Principal:
+    if principal is None:
+        raise unauthorized("invalid or revoked API key")
+    return principal
+
+
+def check_role(principal: Principal, roles: tuple[Role, ...]) -> Principal:
+    if principal.role not in roles:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"this operation needs the role {' or '.join(roles)}")
+    return principal
+
+
 def get_principal(
     session: SessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> Principal:
     if credentials is None or not credentials.credentials:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, "missing API key", headers={"WWW-Authenticate": "Bearer"}
-        )
+        raise unauthorized("missing API key")
     principal = authenticate(session, credentials.credentials)
     session.rollback()  # end the read transaction; the route starts its own
-    if principal is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"}
-        )
-    return principal
+    return known(principal)
 
 
 def require(*roles: Role) -> Callable[[Principal], Principal]:
     def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
-        if principal.role not in roles:
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN, f"this operation needs the role {' or '.join(roles)}"
-            )
-        return principal
+        return check_role(principal, roles)
 
     return check
 
@@ -71,4 +84,3 @@ def current_technician(principal: Annotated[Principal, Depends(require(Role.TECH
 
 
 CurrentTechnician = Annotated[str, Depends(current_technician)]
-TechnicianKey = Annotated[Principal, Depends(require(Role.TECHNICIAN))]

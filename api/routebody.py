@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from datetime import date
 from zoneinfo import ZoneInfo
 
@@ -19,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api import store
+from api.context import Service
 from api.errors import NotFound
 from api.exports import maps_url
 from api.schemas import RoutePublic, Stop
@@ -134,26 +136,74 @@ def render_day(session: Session, day: date, tz: ZoneInfo) -> int:
     return len(routes)
 
 
+@dataclass
+class _DayRead:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    done: bool = False
+
+
 _BUILT: OrderedDict[tuple[str, str, date, int, int], bytes] = OrderedDict()
 _BUILT_LIMIT = 8192
+_LOADED: OrderedDict[tuple[str, date, int], _DayRead] = OrderedDict()  # days read whole, per version
 _guard = threading.Lock()
 
 
-def route_body(session: Session, tz: ZoneInfo, me: str, day: date, version: int, revision: int) -> bytes:
-    """The body of my route for (version, revision): from memory, from the publication, or built.
-    Kept per database (one process may serve several, as the tests do: version ids repeat)."""
-    key = (str(session.get_bind().engine.url), me, day, version, revision)
+def route_body(service: Service, me: str, day: date, version: int, revision: int) -> bytes:
+    """The body of my route for (version, revision): from memory; the first pull of a newly published
+    day in this worker reads the whole day's rendered bodies in one query (after a publication every
+    technician pulls within seconds: one query instead of one each); a body whose revision moved on
+    since is built alone. Kept per database (one process may serve several, as the tests do: version
+    ids repeat)."""
+    db = service.settings.database_url
+    key = (db, me, day, version, revision)
     with _guard:
         body = _BUILT.get(key)
     if body is not None:
         return body
-    stored = session.get(RouteBodyRow, (version, day, me))
-    if stored is not None and stored.revision == revision:
-        body = stored.body.encode()
-    else:
-        body = my_route(session, tz, me, day, revision=revision).model_dump_json(by_alias=True).encode()
+    _read_day(service, day, version)
     with _guard:
-        _BUILT[key] = body
+        body = _BUILT.get(key)
+    if body is not None:
+        return body
+    with service.sessions() as session:
+        stored = session.get(RouteBodyRow, (version, day, me))
+        if stored is not None and stored.revision == revision:
+            body = stored.body.encode()
+        else:
+            route = my_route(session, service.tz, me, day, revision=revision)
+            body = route.model_dump_json(by_alias=True).encode()
+    _keep({key: body})
+    return body
+
+
+def _read_day(service: Service, day: date, version: int) -> None:
+    """Every rendered body of the day's version into memory, once per worker (concurrent first pulls
+    wait for the one read)."""
+    db = service.settings.database_url
+    with _guard:
+        state = _LOADED.get((db, day, version))
+        if state is None:
+            state = _LOADED[(db, day, version)] = _DayRead()
+            while len(_LOADED) > 256:
+                _LOADED.popitem(last=False)
+    if state.done:
+        return
+    with state.lock:
+        if state.done:
+            return
+        with service.sessions() as session:
+            rows = session.execute(
+                select(RouteBodyRow.technician_id, RouteBodyRow.revision, RouteBodyRow.body).where(
+                    RouteBodyRow.plan_version_id == version, RouteBodyRow.date == day
+                )
+            ).all()
+        if len(rows) <= _BUILT_LIMIT // 2:
+            _keep({(db, t, day, version, r): b.encode() for t, r, b in rows})
+        state.done = True
+
+
+def _keep(bodies: dict[tuple[str, str, date, int, int], bytes]) -> None:
+    with _guard:
+        _BUILT.update(bodies)
         while len(_BUILT) > _BUILT_LIMIT:
             _BUILT.popitem(last=False)
-    return body

@@ -397,6 +397,47 @@ def test_a_route_changes_its_etag_only_for_its_own_technician(
     assert changed.status_code == 200 and changed.json()["revision"] == first.json()["revision"] + 1
 
 
+def test_a_route_pull_is_one_statement_once_its_day_is_read(
+    client: TestClient, loaded: Keys, service: Service
+) -> None:
+    """Every phone pulls every few seconds: a pull makes one statement (my key, my revision and the
+    day's published version together), and the first pull of a published day in a worker reads all
+    its routes' bodies in one more, so the next technician's first pull needs none."""
+    from sqlalchemy import event
+
+    h = bearer(loaded.dispatcher)
+    plan_day(client, loaded)
+    publish(client, loaded)
+    routes = client.get("/v1/plans/current", params={"date": DAY}, headers=h).json()["routes"]
+    assert len(routes) == 2, "both technicians have visits"
+    mine, theirs = (bearer(loaded.technician(r["technician_id"])) for r in routes)
+    seen: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "api_keys" in statement or "route_bodies" in statement:
+            seen.append("key" if "api_keys" in statement else "bodies")
+
+    event.listen(service.engine, "before_cursor_execute", note)
+    try:
+        first = client.get("/v1/me/route", params={"date": DAY}, headers=mine)
+        assert first.status_code == 200 and seen == ["key", "bodies"]
+        seen.clear()
+        other = client.get("/v1/me/route", params={"date": DAY}, headers=theirs)
+        assert other.status_code == 200 and seen == ["key"]
+        assert other.json()["technician_id"] == routes[1]["technician_id"]
+        seen.clear()
+        again = client.get(
+            "/v1/me/route", params={"date": DAY}, headers={**mine, "If-None-Match": first.headers["etag"]}
+        )
+        assert again.status_code == 304 and seen == ["key"]
+    finally:
+        event.remove(service.engine, "before_cursor_execute", note)
+    assert client.get("/v1/me/route", params={"date": DAY}).status_code == 401
+    assert client.get("/v1/me/route", params={"date": DAY}, headers=bearer("fp_nope")).status_code == 401
+    assert client.get("/v1/me/route", params={"date": DAY}, headers=h).status_code == 403
+    assert client.get("/v1/me/route", params={"date": "2027-01-04"}, headers=mine).status_code == 404
+
+
 def test_docs_work_without_a_network(client: TestClient) -> None:
     page = client.get("/docs").text
     assert "cdn" not in page.lower() and "static-offline-docs/swagger-ui-bundle.js" in page
