@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import outbox, replan_job, scheduler
 from api.context import Service
+from api.db import warm_pool
 from api.errors import install_handlers
 from api.routes import (
     appointments,
@@ -131,6 +132,7 @@ def create_app(
         if own:
             app.state.service = Service.open(settings)
         svc: Service = app.state.service
+        warm_pool(svc.engine)
         if settings.admin_key:
             with svc.sessions.begin() as session:
                 ensure_key(session, settings.admin_key, role=Role.ADMIN, label="FIELDPLAN_ADMIN_KEY")

@@ -467,8 +467,12 @@ def shifted_clock(spec: str, timezone: str) -> Callable[[], datetime]:
 def scheduler_cmd(
     once: Annotated[bool, typer.Option("--once", help="run the nightly re-plan now, once, and exit")] = False,
 ) -> None:
-    """Run the nightly re-plan as its own process (for deployments with several API workers)."""
+    """Run the nightly re-plan as its own process (for deployments with several API workers), at a
+    lower CPU priority than the API workers: publishing a plan yields to technicians' pulls."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from api.replan_job import background_priority
+
+    background_priority()
     service = _service()
     if once:
         run_id = scheduler.run_nightly(service, trigger="nightly-manual", wait=True)

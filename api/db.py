@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,22 @@ def make_engine(url: str) -> Engine:
         return engine
     # As many pooled connections as request threads: overflow connections are opened and closed
     # per burst, and a new PostgreSQL connection (a forked backend) costs milliseconds each.
-    return create_engine(url, pool_pre_ping=True, pool_size=30, max_overflow=5)
+    return create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=5)
+
+
+#: Pooled connections per process: as many as request threads that touch the database at once.
+POOL_SIZE = 30
+
+
+def warm_pool(engine: Engine, count: int = POOL_SIZE) -> None:
+    """Open the pool's connections at start-up, so the first burst of pulls after a (re)start does not
+    fork PostgreSQL backends one by one while it waits (that burst was the worst second of a load
+    test). SQLite has nothing to open."""
+    if engine.dialect.name == "sqlite":
+        return
+    with contextlib.ExitStack() as stack:
+        for _ in range(count):
+            stack.enter_context(engine.connect())
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

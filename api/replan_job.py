@@ -7,6 +7,7 @@ it would stall every HTTP request for the whole solve.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -44,9 +45,28 @@ _pool_guard = threading.Lock()
 
 
 def _start_worker(parent: int) -> None:
-    """In a new worker: watch the parent, and load the search's compiled code before the first run."""
+    """In a new worker: watch the parent, lower its priority, and load the search's compiled code
+    before the first run."""
     _watch_parent(parent)
+    background_priority()
     warm_up()
+
+
+#: How much less CPU priority background work gets than request handling (a nice increment).
+BACKGROUND_NICE = 10
+
+
+def background_priority(*, thread_only: bool = False) -> None:
+    """Let request handling go first: a solve or a plan being written yields the CPU to technicians'
+    pulls (on a small machine a re-plan otherwise shows as a second of latency on every phone).
+    `thread_only` lowers the calling thread (a re-plan run in a web worker), else the process (a
+    solver worker, `fieldplan scheduler`). Never raised back: the thread or process is background
+    work for the rest of its life. Linux only, where a thread has its own priority."""
+    if not hasattr(os, "setpriority"):
+        return
+    who = threading.get_native_id() if thread_only else 0
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, who, os.getpriority(os.PRIO_PROCESS, who) + BACKGROUND_NICE)
 
 
 def _watch_parent(parent: int) -> None:
@@ -154,12 +174,18 @@ def start_run(
         execute_run(service, run_id, holder)
     else:
         threading.Thread(
-            target=execute_run, args=(service, run_id, holder), name=f"replan-{run_id}", daemon=True
+            target=execute_run,
+            args=(service, run_id, holder),
+            kwargs={"background": True},
+            name=f"replan-{run_id}",
+            daemon=True,
         ).start()
     return run_id
 
 
-def execute_run(service: Service, run_id: int, holder: str) -> None:
+def execute_run(service: Service, run_id: int, holder: str, *, background: bool = False) -> None:
+    if background:
+        background_priority(thread_only=True)
     stop = threading.Event()
     began = time.monotonic()
     limit = service.settings.solve_seconds

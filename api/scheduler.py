@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from api import maintenance
 from api.context import Service
 from api.errors import ReplanInProgress
-from api.replan_job import nightly_horizon, recover_abandoned, start_run
+from api.replan_job import background_priority, nightly_horizon, recover_abandoned, start_run
 from api.tables import RunRow
 
 log = logging.getLogger("fieldplan.scheduler")
@@ -31,6 +31,7 @@ def nightly_job() -> None:
     """Module-level, so APScheduler can reference it; the service is the one `start` registered."""
     if _service is None:
         return
+    background_priority(thread_only=True)  # the scheduler's own thread: request handling goes first
     run_nightly(_service, trigger="nightly", wait=True)
 
 
