@@ -12,7 +12,6 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy import select
 
 from api import audit, lifecycle, maintenance, store
-from api.context import Service
 from api.deps import (
     CurrentTechnician,
     DayQuery,
@@ -20,6 +19,7 @@ from api.deps import (
     SessionDep,
     bearer_key,
     check_role,
+    get_service,
     known,
     unauthorized,
 )
@@ -58,7 +58,7 @@ def get_my_route(request: Request, day: DayQuery = None) -> Response:
     and makes one round trip to the database, outside any transaction: my key with my revision and
     the day's published version in one statement. The body comes from the worker's memory.
     """
-    service: Service = request.app.state.service
+    service = get_service(request)
     token = bearer_key(request)
     if token is None:
         raise unauthorized("missing API key")
