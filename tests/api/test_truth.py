@@ -354,6 +354,18 @@ def test_a_route_pull_answers_304_until_something_changes(client: TestClient, lo
     assert next(s for s in again.json()["stops"] if s["job_id"] == job)["status"] == "in_progress"
 
 
+def two_published_routes(
+    client: TestClient, keys: Keys
+) -> tuple[list[dict[str, Any]], dict[str, str], dict[str, str]]:
+    """The day planned and published with a route for each technician, and each one's key header."""
+    plan_day(client, keys)
+    publish(client, keys)
+    routes = client.get("/v1/plans/current", params={"date": DAY}, headers=bearer(keys.dispatcher)).json()
+    assert len(routes["routes"]) == 2, "both technicians have visits"
+    mine, theirs = (bearer(keys.technician(r["technician_id"])) for r in routes["routes"])
+    return routes["routes"], mine, theirs
+
+
 def test_a_route_changes_its_etag_only_for_its_own_technician(
     client: TestClient, loaded: Keys, service: Service
 ) -> None:
@@ -362,12 +374,7 @@ def test_a_route_changes_its_etag_only_for_its_own_technician(
     from api.routebody import my_route
     from api.tables import RouteBodyRow
 
-    h = bearer(loaded.dispatcher)
-    plan_day(client, loaded)
-    publish(client, loaded)
-    routes = client.get("/v1/plans/current", params={"date": DAY}, headers=h).json()["routes"]
-    assert len(routes) == 2, "both technicians have visits"
-    mine, theirs = (bearer(loaded.technician(r["technician_id"])) for r in routes)
+    routes, mine, theirs = two_published_routes(client, loaded)
     first = client.get("/v1/me/route", params={"date": DAY}, headers=mine)
     with service.sessions() as session:
         stored = session.get(
@@ -406,11 +413,7 @@ def test_a_route_pull_is_one_statement_once_its_day_is_read(
     from sqlalchemy import event
 
     h = bearer(loaded.dispatcher)
-    plan_day(client, loaded)
-    publish(client, loaded)
-    routes = client.get("/v1/plans/current", params={"date": DAY}, headers=h).json()["routes"]
-    assert len(routes) == 2, "both technicians have visits"
-    mine, theirs = (bearer(loaded.technician(r["technician_id"])) for r in routes)
+    routes, mine, theirs = two_published_routes(client, loaded)
     seen: list[str] = []
 
     def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
