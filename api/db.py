@@ -13,6 +13,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
+#: Pooled connections per process: as many as request threads that touch the database at once.
+POOL_SIZE = 30
+
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
@@ -31,10 +34,6 @@ def make_engine(url: str) -> Engine:
     # As many pooled connections as request threads: overflow connections are opened and closed
     # per burst, and a new PostgreSQL connection (a forked backend) costs milliseconds each.
     return create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=5)
-
-
-#: Pooled connections per process: as many as request threads that touch the database at once.
-POOL_SIZE = 30
 
 
 def warm_pool(engine: Engine, count: int = POOL_SIZE) -> None:

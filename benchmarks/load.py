@@ -230,15 +230,13 @@ async def technicians_pull(
     async def user(tid: str, key: str) -> None:
         await asyncio.sleep(random.uniform(0, think[1]))
         headers = {"Authorization": f"Bearer {key}"}
-        cached: dict[str, object] | None = None  # what a phone keeps: the last body and its ETag
         connector = aiohttp.TCPConnector(limit=1, force_close=False)
         timeout = aiohttp.ClientTimeout(total=30)
         async with aiohttp.ClientSession(base, connector=connector, timeout=timeout) as client:
-            await pulls(tid, client, headers, cached)
+            await pulls(tid, client, headers)
 
-    async def pulls(
-        tid: str, client: aiohttp.ClientSession, headers: dict[str, str], cached: dict[str, object] | None
-    ) -> None:
+    async def pulls(tid: str, client: aiohttp.ClientSession, headers: dict[str, str]) -> None:
+        cached: dict[str, object] | None = None  # what a phone keeps: the last body and its ETag
         while running():
             t0 = time.perf_counter()
             try:

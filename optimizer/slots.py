@@ -490,7 +490,7 @@ class SlotBoard:
         exact = []
         for _, _, w, x, row in priced[: q.max_slots * SHORTLIST]:
             v = int(day_vehicles[w.day][x])
-            exact.append((self._breakdown(j, v, row[x], w, booking=True), w, v, row))
+            exact.append((self._breakdown(j, v, row[x], w, opening=int(opening[v])), w, v, row))
         exact.sort(key=lambda t: (t[0].total, t[1].lo))
         best_total = exact[0][0].total if exact else 0.0
         slots = [
@@ -509,12 +509,10 @@ class SlotBoard:
         not_offered = [self._diagnose(j, w) for w in missed[: q.max_slots]]
         return SlotAnswer(job_id=q.job.id, slots=slots, not_offered=not_offered, windows_considered=len(grid))
 
-    def _breakdown(
-        self, j: int, v: int, row: NDArray[np.int64], w: _Window, *, booking: bool = False
-    ) -> SlotCost:
-        """The slot's cost in its parts, and the visits of that route it would move. `booking`: a
-        slot offered to a caller, priced with the calls still to come (`_opening`); a dispatcher's
-        move on the board is priced as it is."""
+    def _breakdown(self, j: int, v: int, row: NDArray[np.int64], w: _Window, *, opening: int = 0) -> SlotCost:
+        """The slot's cost in its parts, and the visits of that route it would move. `opening`: for a
+        slot offered to a caller, what `_opening` gives back on this technician-day (cost units); a
+        dispatcher's move on the board is priced as it is."""
         p, cs = self.problem, self.costs
         tm = self._narrowed(j, w.lo, w.hi)
         pos, how = int(row[POSITION]), int(row[HOW])
@@ -558,7 +556,7 @@ class SlotBoard:
         waiting = to_minutes(p, int(cs.node[v, j]))
         if int(self.rt.size[v]) == 0:
             waiting += weights.technician_day_fixed
-        opening = -to_minutes(p, int(self._opening(j)[v])) if booking else 0.0
+        given = -to_minutes(p, opening)
         total = (
             travel_min * weights.travel_per_minute
             + over_min * weights.overtime_per_minute
@@ -566,7 +564,7 @@ class SlotBoard:
             + late_days * weights.sla_late_per_day
             + waiting
             + lost
-            + opening
+            + given
         )
         return SlotCost(
             total=round(total, 1),
@@ -578,7 +576,7 @@ class SlotBoard:
             pushed_out_cost=round(lost, 1),
             moved_visits=len(moved_min),
             moved_minutes=round(sum(moved_min), 1),
-            opening_share=round(opening, 1),
+            opening_share=round(given, 1),
         )
 
     def _opening(self, j: int) -> NDArray[np.int64]:
@@ -704,7 +702,7 @@ class SlotBoard:
         ok = [x for x in range(len(vehicles)) if out[x, COST] < INF]
         x = min(ok, key=lambda i: (out[i, COST], p.vehicles[vehicles[i]].technician_id != technician_id))
         v = int(vehicles[x])
-        cost = self._breakdown(j, v, out[x], w, booking=True)
+        cost = self._breakdown(j, v, out[x], w, opening=int(self._opening(j)[v]))
         route = self.placed_route(j, v, out[x], lo, hi)
         violations = self.check(route, start, end)
         if violations:
