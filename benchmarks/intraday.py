@@ -6,10 +6,12 @@ are not at home, and four policies answer.
 
 Each day is a scenario of one of the field families, planned at night (`optimizer.solve`); every
 planned visit becomes a promise (its window, or the planned start give or take an hour, as the service
-makes it on publishing). The day then happens, in 5-minute steps: technicians drive (the plan's travel
-times), wait for the window, work the actual duration; the same seeded dice for every policy:
-one technician ill from 10:00, emergencies through the day (SLA: finished within 3 hours), 8 % of
-visits overrun (x1.5-2.5, known when the visit starts), 4 % of customers not at home (10 minutes).
+makes it on publishing). The day then happens, in 5-minute steps: technicians leave so as to arrive
+when the customer's window opens (free where they are until then), drive (the plan's travel times),
+work the actual duration, take the break where their latest plan has it. The same seeded dice for
+every policy: one technician ill from 10:00, emergencies through the day (SLA: finished within the
+service's default `emergency_sla_hours`, 4 h; `--sla-hours`), 8 % of visits overrun (x1.5-2.5, known
+when the visit starts), 4 % of customers not at home (10 minutes).
 
 Policies (named apart from `simulate.py`'s nightly ones):
   do_nothing      technicians follow the morning plan; the ill one's visits and the emergencies wait;
@@ -20,7 +22,8 @@ Every re-planning policy calls `optimizer.intraday.reoptimise`, the function the
 
 Reported per policy: emergencies finished within their SLA, visits completed, promises broken (a
 promised visit not made today, or begun after its window; a customer not at home breaks nothing),
-changed visits per affected technician per re-optimisation (the ill one aside), overtime, and the
+promises a policy broke that doing nothing kept on the same day (and the reverse: saved), changed
+visits per affected technician per re-optimisation (the ill one aside), overtime, and the
 re-optimisation's time. `--latency N` times one re-optimisation of an N-technician day (the
 issue's bound: 5 s for 100 technicians).
 """
@@ -37,6 +40,7 @@ from datetime import datetime, timedelta
 from datetime import time as clock
 from pathlib import Path
 
+from api.settings import Settings
 from api.store import promise_window
 from models import GeoPoint, Job, Plan, Route, Scenario, Window
 from optimizer import SolveOptions, solve
@@ -63,7 +67,7 @@ POLICIES: dict[str, Policy | None] = {
     "budgeted": "budget",
 }
 STEP = timedelta(minutes=5)
-SLA = timedelta(hours=3)
+SLA = timedelta(hours=Settings.model_fields["emergency_sla_hours"].default)  # the service's default
 
 
 @dataclass
@@ -79,7 +83,9 @@ class Disrupted:
     absent: set[str]
 
 
-def build_day(family: str, seed: int, technicians: int, jobs: int, iterations: int) -> Disrupted:
+def build_day(
+    family: str, seed: int, technicians: int, jobs: int, iterations: int, sla: timedelta = SLA
+) -> Disrupted:
     sc = family_scenario(family, jobs=jobs, technicians=technicians, days=1, seed=seed)
     plan = solve(sc, SolveOptions(iterations=iterations, time_limit_seconds=120, seed=seed))
     rng = random.Random(f"intraday:{family}:{seed}")
@@ -118,7 +124,7 @@ def build_day(family: str, seed: int, technicians: int, jobs: int, iterations: i
                     skills={name: 1 for name in near.skills},
                     emergency=True,
                     priority=1,
-                    due=when + SLA,
+                    due=when + sla,
                 ),
             )
         )
@@ -170,6 +176,10 @@ class Outcome:
     promised: int = 0
     promises_broken: int = 0
     broken_why: dict[str, int] = field(default_factory=dict)  # ill technician's, late, dropped
+    broken_ids: set[str] = field(default_factory=set)
+    # Against doing nothing on the same day: promises it kept that this policy broke, and the reverse.
+    broke_kept: int = 0
+    saved: int = 0
     completed: int = 0
     overtime_minutes: float = 0.0
     busy: float = 0.0  # the night plan's median utilisation
@@ -230,12 +240,17 @@ class DaySim:
         """Every technician leaves for their next visit once free, up to `until`."""
         for t in self.techs.values():
             while t.queue and not t.stopped and t.free_at <= until:
-                if t.id == self.d.ill and t.free_at >= self.d.ill_at:
+                job = self.jobs[t.queue[0]]
+                # Leave so as to be there when the customer's window opens, not hours early: until
+                # then the technician is free where they are (and a re-plan may send them elsewhere).
+                drive = self.travel(t.place, job.location)
+                depart = max(t.free_at, window_open(job, t.free_at + drive, self.sc) - drive)
+                if t.id == self.d.ill and min(depart, until) >= self.d.ill_at:
                     t.stopped = True
                     break
-                job = self.jobs[t.queue[0]]
-                depart = t.free_at
-                arrival = depart + self.travel(t.place, job.location)
+                if depart > until:
+                    break
+                arrival = depart + drive
                 start = max(arrival, window_open(job, arrival, self.sc))
                 if t.lunch_at is not None and max(t.lunch_at, depart) <= start:
                     # The break before this visit, as the plan has it: on the way, or while waiting.
@@ -316,8 +331,9 @@ class DaySim:
             logged = {x.job_id for x in t.log}
             r = new.get(t.id)
             t.queue = [v.job_id for v in r.visits if v.job_id not in logged] if r else []
-            if r is not None and r.break_ is not None and t.lunch_at is not None:
-                t.lunch_at = r.break_.start
+            if r is not None and t.lunch_at is not None:
+                # As the new plan has it: moved, or gone when an overrun ran through its window.
+                t.lunch_at = r.break_.start if r.break_ is not None else None
         self.out.changes += [d.chosen for d in result.diff if d.technician_id != self.d.ill and d.chosen]
         return result
 
@@ -353,7 +369,10 @@ class DaySim:
         return self.score()
 
     def reachable(self, when: datetime, job: Job) -> bool:
-        """Could anyone finish it in time, dropping everything, from the nearest of their stops?"""
+        """Could anyone have finished it in time, as the day stood when it came in? Each qualified
+        technician (the ill one aside) first finishes the visit under way, or the one they are driving
+        to (neither moves), then drives there and works it, and still gets home within their overtime.
+        An upper bound: it ignores the other emergencies wanting the same hands."""
         assert job.due is not None
         for tech in self.sc.technicians:
             t = self.techs.get(tech.id)
@@ -361,11 +380,14 @@ class DaySim:
                 continue
             if any(tech.skills.get(name, 0) < level for name, level in job.skills.items()):
                 continue
-            planned = next((r.visits for r in self.d.plan.routes if r.technician_id == tech.id), [])
-            stops = [tech.start_point, *(self.jobs[v.job_id].location for v in planned)]
-            drive = min(self.travel(p, job.location) for p in stops)
-            latest = min(job.due, t.shift_end + timedelta(minutes=tech.max_overtime_minutes))
-            if when + drive + timedelta(minutes=job.duration_minutes) <= latest:
+            free, place = when, tech.start_point
+            for x in t.log:
+                if x.depart > when:
+                    break
+                free, place = max(when, x.end), self.jobs[x.job_id].location
+            finish = free + self.travel(place, job.location) + timedelta(minutes=job.duration_minutes)
+            home = finish + self.travel(job.location, tech.end_point)
+            if finish <= job.due and home <= t.shift_end + timedelta(minutes=tech.max_overtime_minutes):
                 return True
         return False
 
@@ -386,6 +408,7 @@ class DaySim:
             x = did.get(job.id)
             if x is None or x.start > sc.local(job.appointment.end):
                 o.promises_broken += 1
+                o.broken_ids.add(job.id)
                 why = "ill" if job.id in ill and x is None else "late" if x is not None else "dropped"
                 o.broken_why[why] = o.broken_why.get(why, 0) + 1
         o.completed = sum(1 for x in did.values() if x.outcome == "done")
@@ -443,9 +466,10 @@ def latency(technicians: int, seed: int, repeats: int = 3) -> list[float]:
 def table(outcomes: list[Outcome]) -> str:
     lines = [
         "| policy | night plan busy | emergencies in SLA | visits completed | promises broken (the ill "
-        "technician's / late / dropped) | changed visits per affected technician (mean / max / share <= 2) "
+        "technician's / late / dropped) | broken by the re-plan (kept doing nothing) / saved by it "
+        "| changed visits per affected technician (mean / max / share <= 2) "
         "| overtime min | re-opt s (median / max) |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name in POLICIES:
         mine = [o for o in outcomes if o.policy == name]
@@ -462,12 +486,14 @@ def table(outcomes: list[Outcome]) -> str:
         within = sum(c <= 2 for c in changes) / len(changes) if changes else 0.0
         ch = f"{statistics.mean(changes):.2f} / {max(changes)} / {within:.0%}" if changes else "-"
         sec = f"{statistics.median(secs):.2f} / {max(secs):.2f}" if secs else "-"
+        bk = sum(o.broke_kept for o in mine)
         lines.append(
             f"| {name} | {statistics.median(o.busy for o in mine):.0%} | {em_ok}/{em} "
             f"({em_ok / max(em, 1):.1%}; {em_ok / max(em_reach, 1):.1%} of {em_reach} reachable) | "
             f"{sum(o.completed for o in mine)} | "
             f"{broken}/{promised} ({broken / max(promised, 1):.1%}; "
-            f"{why['ill']} / {why['late']} / {why['dropped']}) | {ch} | "
+            f"{why['ill']} / {why['late']} / {why['dropped']}) | "
+            f"{bk}/{promised} ({bk / max(promised, 1):.1%}) / {sum(o.saved for o in mine)} | {ch} | "
             f"{sum(o.overtime_minutes for o in mine):.0f} | {sec} |"
         )
     return "\n".join(lines)
@@ -483,6 +509,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iterations", type=int, default=400, help="of the night's plan")
     parser.add_argument("--policies", default=",".join(POLICIES))
     parser.add_argument(
+        "--sla-hours",
+        type=float,
+        default=SLA.total_seconds() / 3600,
+        help="an emergency must be finished this long after it comes in (default: the service's)",
+    )
+    parser.add_argument(
         "--latency", type=int, default=0, help="also time a re-optimisation of an N-technician day"
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -490,10 +522,10 @@ def main(argv: list[str] | None = None) -> int:
     families = [f.strip() for f in args.families.split(",") if f.strip()]
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
     bad = [f for f in families if f not in FAMILIES] + [p for p in policies if p not in POLICIES]
-    if bad or args.technicians < 2 or (args.jobs and args.jobs < 5) or args.seeds < 1:
+    if bad or args.technicians < 2 or (args.jobs and args.jobs < 5) or args.seeds < 1 or args.sla_hours <= 0:
         print(
             f"error: unknown {', '.join(bad) or 'size'}: --families among {', '.join(FAMILIES)}, --policies "
-            f"among {', '.join(POLICIES)}, --technicians >= 2, --jobs >= 5, --seeds >= 1",
+            f"among {', '.join(POLICIES)}, --technicians >= 2, --jobs >= 5, --seeds >= 1, --sla-hours > 0",
             file=sys.stderr,
         )
         return 2
@@ -506,9 +538,13 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
                 flush=True,
             )
-            day = build_day(family, seed, args.technicians, args.jobs, args.iterations)
+            sla = timedelta(hours=args.sla_hours)
+            day = build_day(family, seed, args.technicians, args.jobs, args.iterations, sla)
+            idle = DaySim(day, "do_nothing").run()
             for name in policies:
-                o = DaySim(day, name).run()
+                o = idle if name == "do_nothing" else DaySim(day, name).run()
+                o.broke_kept = len(o.broken_ids - idle.broken_ids)
+                o.saved = len(idle.broken_ids - o.broken_ids)
                 o.family, o.seed = family, seed
                 outcomes.append(o)
                 print(
@@ -519,7 +555,10 @@ def main(argv: list[str] | None = None) -> int:
                 )
     report = table(outcomes)
     per_family = "\n\n".join(f"**{f}**\n\n" + table([o for o in outcomes if o.family == f]) for f in families)
-    head = f"{len(families)} families x {args.seeds} seeds, {args.technicians} technicians, {args.jobs} jobs"
+    head = (
+        f"{len(families)} families x {args.seeds} seeds, {args.technicians} technicians, {args.jobs} jobs, "
+        f"emergency SLA {args.sla_hours:g} h"
+    )
     text = f"# Disrupted days: {head}\n\n{report}\n\n{per_family}\n"
     if args.latency:
         secs = latency(args.latency, args.seed)

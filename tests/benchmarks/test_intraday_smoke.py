@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from benchmarks import intraday, simulate
@@ -39,3 +40,19 @@ def test_the_policies_see_the_same_day_and_re_planning_reaches_emergencies() -> 
     assert outcomes["do_nothing"].emergencies_in_sla == 0  # nobody is sent
     assert outcomes["budgeted"].emergencies_in_sla >= 1
     assert all(o.emergencies == len(day.emergencies) for o in outcomes.values())
+
+
+def test_technicians_leave_for_the_window_and_the_bounds_hold() -> None:
+    """Nobody drives off hours early to wait at a customer's door (they stay free for a re-plan), an
+    emergency reached in time was reachable, and a policy is compared with doing nothing on its day."""
+    day = intraday.build_day("rural", 1, 8, 28, 60)
+    idle = intraday.DaySim(day, "do_nothing")
+    nothing = idle.run()
+    for tech in idle.techs.values():
+        for x in tech.log:  # at most the lunch break taken at the door
+            assert x.start - x.arrival <= timedelta(minutes=tech.lunch_minutes), (tech.id, x)
+    assert nothing.broken_ids and nothing.promises_broken == len(nothing.broken_ids)
+    for name in intraday.POLICIES:
+        o = intraday.DaySim(day, name).run()
+        assert o.emergencies_in_sla <= o.emergencies_reachable <= o.emergencies
+        assert len(o.broken_ids - nothing.broken_ids) <= o.promises_broken
