@@ -11,7 +11,9 @@ reason says no plan could hold it: no qualified technician, too long, no shift i
 travel per planned job, wall time, the largest worker's peak memory, border repairs. "One after
 another" is the same territories' solve and repair times summed (what one process would take).
 `--compare N` also solves an N-job national week whole, with the decomposed run's wall time as its
-time limit, to show what the split costs.
+time limit, to show what the split costs. `--regions-alone S` also solves each region of the
+national week whole (S seconds each): the jobs a region short of hands leaves out whatever the split
+does, so the split's own loss is the planned share of what the regions plan solved whole.
 """
 
 from __future__ import annotations
@@ -23,10 +25,10 @@ import sys
 import time
 from typing import Any
 
-from models import ReasonCode, Scenario
+from models import Plan, ReasonCode, Scenario
 from optimizer import SolveOptions, solve, validate_plan
 from optimizer.parallel import backend
-from optimizer.territories import solve_territories
+from optimizer.territories import payload, solve_payload, solve_territories
 from scenarios.families import family_scenario
 
 #: Reasons no plan could cure: the job is not doable.
@@ -102,6 +104,32 @@ def by_family(plan: Any) -> str:
     return ", ".join(f"{f} {100 * a / max(b, 1):.1f} %" for f, (a, b) in sorted(total.items()))
 
 
+def regions_alone(scenario: Scenario, parallel: int, time_limit: float) -> dict[str, int]:
+    """Each region of the national week solved whole (its own scenario, one worker each): how many
+    jobs of it one solve plans. A region short of hands leaves jobs out whatever the split does;
+    this is the reference that says how many the split itself costs."""
+    regions: dict[str, tuple[list[Any], list[Any]]] = {}
+    for t in scenario.technicians:
+        regions.setdefault(t.id[:3], ([], []))[0].append(t)
+    for j in scenario.jobs:
+        regions.setdefault(j.id[:3], ([], []))[1].append(j)
+    tasks = [
+        payload(
+            scenario.model_copy(update={"name": f"{scenario.name} / {r}", "technicians": t, "jobs": j}),
+            SolveOptions(time_limit_seconds=time_limit, seed=1),
+            r,
+        )
+        for r, (t, j) in sorted(regions.items())
+    ]
+    out = {}
+    for answer in backend("process", parallel)(solve_payload, tasks):
+        plan = Plan.model_validate(answer["plan"])
+        out[answer["name"]] = sum(len(r.visits) for r in plan.routes)
+        print(f"[territories] region {answer['name']} solved whole: {out[answer['name']]} planned",
+              file=sys.stderr)  # fmt: skip
+    return out
+
+
 def doable(plan: Any) -> int:
     return plan.kpis.jobs_total - sum(u.reason in NOT_DOABLE for u in plan.unassigned)
 
@@ -160,6 +188,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--time-limit", type=float, default=15.0, help="seconds per territory")
     ap.add_argument("--territory-jobs", type=int, default=1000)
     ap.add_argument("--compare", type=int, default=5000, help="also solve a week this size whole (0: no)")
+    ap.add_argument(
+        "--regions-alone",
+        type=float,
+        default=0.0,
+        help="also solve each region of the national week whole, this many seconds each (0: no)",
+    )
     args = ap.parse_args(argv)
     rows = []
     if args.compare:
@@ -203,6 +237,17 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['peak_mb']:.0f} | {r['repaired']} | {r['violations']} |")  # fmt: skip
     for r in rows:
         print(f"{r['scenario']}, {r['how']}: planned / doable by region family: {r['families']}")
+    if big is not None and args.regions_alone:
+        whole = regions_alone(big, args.parallel, args.regions_alone)
+        reference = sum(whole.values())
+        print(f"{args.jobs} jobs, each region solved whole: {reference} planned")
+        for r in rows:
+            if r["scenario"] == f"{args.jobs} jobs":
+                share = r["planned"] / max(reference, 1)
+                print(
+                    f"{r['scenario']}, {r['how']}: {r['planned']} planned = {share:.1%} of the {reference} "
+                    f"its regions plan solved whole ({args.regions_alone:g} s each)"
+                )
     per_territory = [
         s for r in rows for s in ([] if r["serial_s"] is None else [r["serial_s"] / r["territories"]])
     ]

@@ -14,10 +14,12 @@ parts with the same solver, then work across the borders):
 3. **Border repair**: jobs a territory left out for lack of room are offered to the nearest
    territories that could do them, one neighbour per job per round (so no job can be planned twice);
    each neighbour re-solves its territory with the offered jobs, warm-started from its plan.
-4. **Border polish**: neighbouring territories are paired; in each pair the technicians whose routes
-   lie nearer the other side, their jobs and the pair's jobs left out are re-solved together,
-   warm-started (two rounds, a different pairing each), so routes a single solve would draw across
-   a border can be drawn again.
+4. **Border polish**: neighbouring territories are paired; in each pair the technicians (those whose
+   routes lie nearer the other side: `POLISH_FACING`, all of them by default), their jobs and the
+   pair's jobs left out are re-solved together, warm-started (two rounds, a different pairing each),
+   so routes a single solve would draw across a border can be drawn again. Repairs and polish start
+   from this run's plans without the stability weight (a job moves at no cost), unless the caller
+   gave a previous plan.
 5. **Merge**: routes and left-out jobs joined; KPIs and the independent validator on the whole.
 
 Everything here is pure: the backend (`map` over plain payloads) is given.
@@ -48,10 +50,11 @@ NEIGHBOURS = 2
 POLISH_ROUNDS = 2
 POLISH_SHARE = 0.5
 #: The share of each territory's technicians (those whose routes lie nearest the other side) in a
-#: pair. Measured at 5,000 jobs (single runs; the split alone varies by about 1.5 % run to run):
-#: half of each side, two rounds, 1.083 x one solve's km per job; four rounds 1.105; whole pairs
-#: (2,500 jobs, one round at the full time) 1.089; without the polish 1.095.
-POLISH_FACING = 0.5
+#: pair. Measured at 5,000 jobs (1,250 per territory, 30 s, single runs; the split alone varies by
+#: about 1.5 % run to run), km per job: half of each side, two rounds 9.78; whole pairs, one round
+#: 9.70, two rounds 9.59 (one solve: 9.2-9.3). Before the polish moved jobs freely (it paid the
+#: stability weight for every job it took off a technician) half of each side did best (10.01).
+POLISH_FACING = 1.0
 
 Mapper = Callable[[Callable[[dict[str, Any]], dict[str, Any]], list[dict[str, Any]]], list[dict[str, Any]]]
 
@@ -360,9 +363,16 @@ def solve_territories(
     jobs = {j.id: j for j in scenario.jobs}
     terr = {t.name: t for t in parts.territories}
     home = {j: t.name for t in parts.territories for j in t.job_ids}
-    repair_options = options.model_copy(
-        update={"time_limit_seconds": max(1.0, options.time_limit_seconds / 3)}
-    )
+    # Repairs and polish start from this run's own plans: a warm start, not a promise. Moving a job off
+    # the technician such a plan gave it costs nothing (with the stability weight it would cost half
+    # an hour of travel, and the routes facing each other across a border could hardly be redrawn).
+    # A caller's previous plan keeps its weight: the territory solves were anchored to it.
+    warm = options
+    if previous is None:
+        warm = options.model_copy(
+            update={"weights": options.weights.model_copy(update={"stability_move": 0.0})}
+        )
+    repair_options = warm.model_copy(update={"time_limit_seconds": max(1.0, options.time_limit_seconds / 3)})
     for rnd in range(NEIGHBOURS):
         offers: dict[str, list[Job]] = {}
         left: dict[str, Unassigned] = {}  # the offered jobs' entries, kept by their territory if not taken
@@ -421,7 +431,7 @@ def solve_territories(
         say(f"border repair round {rnd + 1}: {len(left)} jobs offered, {len(taken_all)} taken")
     # Across the borders: the routes facing each other are re-solved together.
     pieces = list(plans.values())
-    polish_options = options.model_copy(
+    polish_options = warm.model_copy(
         update={"time_limit_seconds": max(1.0, options.time_limit_seconds * POLISH_SHARE)}
     )
     for rnd in range(POLISH_ROUNDS):

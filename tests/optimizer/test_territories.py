@@ -167,3 +167,35 @@ def test_territories_on_a_local_ray(ray_backend: Any) -> None:
     crashed = {p.name for p in crash.iterdir()}  # every task crashed once: territories, polish pairs
     territories = {f"T{i + 1}" for i in range(stats["territories"])}
     assert territories <= crashed and all("+" in name for name in crashed - territories)
+
+
+def test_repairs_and_polish_move_jobs_freely_unless_the_caller_gave_a_plan() -> None:
+    """The territories' own plans are a warm start for the repairs and the polish, not a promise: a job
+    moved off the technician they gave it costs nothing (the stability weight would charge half an
+    hour each and keep the routes across a border as they were). A caller's previous plan (the
+    nightly re-plan's) keeps its weight all the way."""
+    scenario = two_towns()
+    parts = Split(
+        territories=[
+            Territory(name="T1", center=GeoPoint(lat=45.76, lon=4.61), technician_ids=["W1"],
+                      job_ids=[j.id for j in scenario.jobs if j.id.startswith("W")]),
+            Territory(name="T2", center=GeoPoint(lat=45.765, lon=4.91), technician_ids=["E1", "E2"],
+                      job_ids=[j.id for j in scenario.jobs if j.id.startswith("E")]),
+        ]
+    )  # fmt: skip
+    seen: list[tuple[str, float]] = []
+
+    def recording(data: dict[str, Any]) -> dict[str, Any]:
+        seen.append((data["name"], SolveOptions.model_validate(data["options"]).weights.stability_move))
+        return solve_payload(data)
+
+    default = SolveOptions().weights.stability_move
+    assert default > 0
+    first, _ = solve_territories(scenario, OPTIONS, serial, parts=parts, worker=recording)
+    later = seen[len(parts.territories) :]
+    assert any("+" in name for name, _ in later), "a polish ran"
+    assert later and all(weight == 0 for _, weight in later)
+    seen.clear()
+    again, _ = solve_territories(scenario, OPTIONS, serial, parts=parts, worker=recording, previous=first)
+    assert len(seen) > len(parts.territories) and all(weight == default for _, weight in seen)
+    assert validate_plan(scenario, again) == []
