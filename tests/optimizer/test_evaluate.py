@@ -1,12 +1,14 @@
 """The board's evaluation before a drop (`optimizer.evaluate`) and pins with a start time.
 
 Property: whatever the plan and the question, a feasible answer's route is validator-clean with the
-job pinned there (and at its start when one was asked), and only the route it names changes; an
-infeasible answer names a reason and carries no route.
+job pinned there (and at its start when one was asked), only the route it names changes and only
+visits of that route give way (back to the pool, as the service applies a drag); an infeasible
+answer names a reason and carries no route.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -14,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from models import GeoPoint, Job, Pinned, Plan, Scenario, Visit, Window
+from models import GeoPoint, Job, Pinned, Plan, ReasonCode, Scenario, Unassigned, Visit, Window
 from optimizer import SolveOptions, solve, validate_plan
 from optimizer.evaluate import EvalReason, Placing, evaluate
 from tests.conftest import DAY, job, scenario_dict, tech
@@ -25,9 +27,15 @@ OPTIONS = SolveOptions(iterations=40, time_limit_seconds=10)
 
 
 def pinned_plan(
-    scenario: Scenario, plan: Plan, job: Job, answer_route: Any, start: datetime | None
+    scenario: Scenario,
+    plan: Plan,
+    job: Job,
+    answer_route: Any,
+    start: datetime | None,
+    pushed_out: Sequence[str] = (),
 ) -> tuple[Scenario, Plan]:
-    """The scenario with the job pinned where the answer puts it, and the plan with that route."""
+    """The scenario with the job pinned where the answer puts it, and the plan with that route; the
+    visits that gave way back in the pool (as the service applies a drag)."""
     pin = Pinned(technician_id=answer_route.technician_id, date=answer_route.date, start=start)
     ids = {j.id for j in scenario.jobs}
     pinned = job.model_copy(update={"pinned": pin})
@@ -40,9 +48,11 @@ def pinned_plan(
         for r in plan.routes
         if (r.technician_id, r.date) != key
     ] + [answer_route]
-    return sc, plan.model_copy(
-        update={"routes": routes, "unassigned": [u for u in plan.unassigned if u.job_id != job.id]}
-    )
+    gave_way = [
+        Unassigned(job_id=x, reason=ReasonCode.CAPACITY, detail=f"gave way to {job.id}") for x in pushed_out
+    ]
+    unassigned = [u for u in plan.unassigned if u.job_id != job.id] + gave_way
+    return sc, plan.model_copy(update={"routes": routes, "unassigned": unassigned})
 
 
 @settings(
@@ -83,7 +93,10 @@ def test_a_feasible_answer_is_a_valid_pinned_route(
     assert (answer.route.technician_id, answer.route.date) == (tech_.id, day)
     if start is not None:
         assert answer.start == start
-    after_sc, after = pinned_plan(sc, plan, ask, answer.route, start)
+    gave_way = answer.cost.pushed_out
+    old = {v.job_id for r in plan.routes if (r.technician_id, r.date) == (tech_.id, day) for v in r.visits}
+    assert set(gave_way) <= old - {v.job_id for v in answer.route.visits}, "only that day's visits give way"
+    after_sc, after = pinned_plan(sc, plan, ask, answer.route, start, gave_way)
     assert validate_plan(after_sc, after) == []
     # The visits it says shift are exactly those whose start moved on that route.
     before = next((r for r in plan.routes if (r.technician_id, r.date) == (tech_.id, day)), None)
