@@ -237,7 +237,8 @@ class DaySim:
         return timedelta(minutes=float(self.minutes[self.index[(a.lat, a.lon)], self.index[(b.lat, b.lon)]]))
 
     def advance(self, until: datetime) -> None:
-        """Every technician leaves for their next visit once free, up to `until`."""
+        """Every technician sets off for their next visit (when free, and in time for its window
+        rather than early), up to `until`."""
         for t in self.techs.values():
             while t.queue and not t.stopped and t.free_at <= until:
                 job = self.jobs[t.queue[0]]
