@@ -59,11 +59,9 @@ def two_towns(extra_west: int = 14) -> Scenario:
     return Scenario.model_validate(scenario_dict(techs, jobs))
 
 
-def test_border_repair_gives_a_full_territorys_jobs_to_the_neighbour_that_can_do_them() -> None:
-    scenario = two_towns()
-    # The split would give the west a second technician (see below); the repair is tested on
-    # territories drawn by hand: one technician for all of the west's work.
-    parts = Split(
+def hand_split(scenario: Scenario) -> Split:
+    """`two_towns` in territories drawn by hand: one technician for all of the west's work."""
+    return Split(
         territories=[
             Territory(name="T1", center=GeoPoint(lat=45.76, lon=4.61), technician_ids=["W1"],
                       job_ids=[j.id for j in scenario.jobs if j.id.startswith("W")]),
@@ -71,6 +69,12 @@ def test_border_repair_gives_a_full_territorys_jobs_to_the_neighbour_that_can_do
                       job_ids=[j.id for j in scenario.jobs if j.id.startswith("E")]),
         ]
     )  # fmt: skip
+
+
+def test_border_repair_gives_a_full_territorys_jobs_to_the_neighbour_that_can_do_them() -> None:
+    scenario = two_towns()
+    # The split would give the west a second technician (see below): the repair is tested by hand.
+    parts = hand_split(scenario)
     plan, stats = solve_territories(scenario, OPTIONS, serial, parts=parts)
     assert validate_plan(scenario, plan) == []
     by_tech = {r.technician_id: {v.job_id for v in r.visits} for r in plan.routes}
@@ -175,14 +179,7 @@ def test_repairs_and_polish_move_jobs_freely_unless_the_caller_gave_a_plan() -> 
     hour each and keep the routes across a border as they were). A caller's previous plan (the
     nightly re-plan's) keeps its weight all the way."""
     scenario = two_towns()
-    parts = Split(
-        territories=[
-            Territory(name="T1", center=GeoPoint(lat=45.76, lon=4.61), technician_ids=["W1"],
-                      job_ids=[j.id for j in scenario.jobs if j.id.startswith("W")]),
-            Territory(name="T2", center=GeoPoint(lat=45.765, lon=4.91), technician_ids=["E1", "E2"],
-                      job_ids=[j.id for j in scenario.jobs if j.id.startswith("E")]),
-        ]
-    )  # fmt: skip
+    parts = hand_split(scenario)
     seen: list[tuple[str, float]] = []
 
     def recording(data: dict[str, Any]) -> dict[str, Any]:
