@@ -180,6 +180,11 @@ def publish_v2(url: str, techs: list[str], jobs_per_tech: int) -> tuple[int, dic
         service.close()
 
 
+def _ms(ordered: list[float], p: float) -> float:
+    """The p-quantile of sorted, non-empty seconds, in milliseconds."""
+    return round(1000 * ordered[min(len(ordered) - 1, int(p * len(ordered)))], 1)
+
+
 def _warm_writer() -> None:
     """The writer is the re-plan's store, run where a deployment with several API workers runs it
     (`fieldplan scheduler`, its own process) and as that process does: at the background priority."""
@@ -303,7 +308,7 @@ async def technicians_pull(
     lat = sorted(latencies)
 
     def pct(p: float) -> float:
-        return round(1000 * lat[min(len(lat) - 1, int(p * len(lat)))], 1) if lat else float("nan")
+        return _ms(lat, p) if lat else float("nan")
 
     quiet = sorted(
         x
@@ -313,22 +318,17 @@ async def technicians_pull(
     buckets: dict[int, list[float]] = {}
     for x, t in zip(latencies, stamps, strict=True):
         buckets.setdefault(int((t - began) // 5), []).append(x)
-    by_5s = {
-        f"{5 * k}-{5 * k + 5}s": round(1000 * sorted(v)[int(0.99 * len(v))], 1)
-        for k, v in sorted(buckets.items())
-    }
+    by_5s = {f"{5 * k}-{5 * k + 5}s": _ms(sorted(v), 0.99) for k, v in sorted(buckets.items())}
     lag_by_5s: dict[str, float] = {}
     for k in sorted(buckets):
         mine = sorted(x for t, x in lags if int((t - began) // 5) == k)
         if mine:
-            lag_by_5s[f"{5 * k}-{5 * k + 5}s"] = round(1000 * mine[int(0.99 * len(mine))], 1)
+            lag_by_5s[f"{5 * k}-{5 * k + 5}s"] = _ms(mine, 0.99)
     return {
         "p99_ms_by_5s": by_5s,
-        "p99_ms_by_status": {
-            c: round(1000 * sorted(v)[int(0.99 * len(v))], 1) for c, v in sorted(by_status.items())
-        },
+        "p99_ms_by_status": {c: _ms(sorted(v), 0.99) for c, v in sorted(by_status.items())},
         "generator_loop_lag_p99_ms_by_5s": lag_by_5s,
-        "p99_ms_outside_publish": round(1000 * quiet[int(0.99 * len(quiet))], 1) if quiet else None,
+        "p99_ms_outside_publish": _ms(quiet, 0.99) if quiet else None,
         "publish_seconds": round(window[-1] - window[0], 2) if len(window) == 2 else None,
         "requests": len(lat),
         "throughput_rps": round(len(lat) / wall, 1),

@@ -90,6 +90,11 @@ def national(jobs: int, technicians: int, seed: int = 7) -> Scenario:
     return Scenario.model_validate(merged)
 
 
+def region(identifier: str) -> str:
+    """The region a technician or job of `national` belongs to: its id's prefix (R03-...)."""
+    return identifier[:3]
+
+
 def by_family(plan: Any) -> str:
     """Planned / doable per region family (ids start with the region: R03-...)."""
     total: dict[str, list[int]] = {}
@@ -97,7 +102,7 @@ def by_family(plan: Any) -> str:
     not_doable = {u.job_id for u in plan.unassigned if u.reason in NOT_DOABLE}
     ids = planned | {u.job_id for u in plan.unassigned}
     for job_id in ids:
-        family = FAMILIES[int(job_id[1:3]) % len(FAMILIES)]
+        family = FAMILIES[int(region(job_id)[1:]) % len(FAMILIES)]
         cell = total.setdefault(family, [0, 0])
         cell[0] += job_id in planned
         cell[1] += job_id not in not_doable
@@ -110,9 +115,9 @@ def regions_alone(scenario: Scenario, parallel: int, time_limit: float) -> dict[
     this is the reference that says how many the split itself costs."""
     regions: dict[str, tuple[list[Any], list[Any]]] = {}
     for t in scenario.technicians:
-        regions.setdefault(t.id[:3], ([], []))[0].append(t)
+        regions.setdefault(region(t.id), ([], []))[0].append(t)
     for j in scenario.jobs:
-        regions.setdefault(j.id[:3], ([], []))[1].append(j)
+        regions.setdefault(region(j.id), ([], []))[1].append(j)
     tasks = [
         payload(
             scenario.model_copy(update={"name": f"{scenario.name} / {r}", "technicians": t, "jobs": j}),
