@@ -180,6 +180,10 @@ class Outcome:
     # Against doing nothing on the same day: promises it kept that this policy broke, and the reverse.
     broke_kept: int = 0
     saved: int = 0
+    # Promises this policy kept only by working past the overtime limit (the visit's end plus the
+    # drive home beyond it), and how many of `broke_kept` doing nothing kept only so.
+    over_limit_ids: set[str] = field(default_factory=set)
+    broke_kept_over_limit: int = 0
     completed: int = 0
     overtime_minutes: float = 0.0
     busy: float = 0.0  # the night plan's median utilisation
@@ -413,6 +417,13 @@ class DaySim:
                 why = "ill" if job.id in ill and x is None else "late" if x is not None else "dropped"
                 o.broken_why[why] = o.broken_why.get(why, 0) + 1
         o.completed = sum(1 for x in did.values() if x.outcome == "done")
+        limit = {t.id: timedelta(minutes=t.max_overtime_minutes) for t in sc.technicians}
+        for t in self.techs.values():
+            for x in t.log:
+                home = x.end + self.travel(self.jobs[x.job_id].location, t.home)
+                promised = self.jobs[x.job_id].appointment is not None
+                if promised and x.job_id not in o.broken_ids and home > t.shift_end + limit[t.id]:
+                    o.over_limit_ids.add(x.job_id)
         for t in self.techs.values():
             last = t.log[-1] if t.log else None
             back = (
@@ -467,10 +478,11 @@ def latency(technicians: int, seed: int, repeats: int = 3) -> list[float]:
 def table(outcomes: list[Outcome]) -> str:
     lines = [
         "| policy | night plan busy | emergencies in SLA | visits completed | promises broken (the ill "
-        "technician's / late / dropped) | broken by the re-plan (kept doing nothing) / saved by it "
+        "technician's / late / dropped) | kept only past the overtime limit "
+        "| broken by the re-plan (kept doing nothing; of those, only past the overtime limit) / saved by it "
         "| changed visits per affected technician (mean / max / share <= 2) "
         "| overtime min | re-opt s (median / max) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in POLICIES:
         mine = [o for o in outcomes if o.policy == name]
@@ -488,13 +500,16 @@ def table(outcomes: list[Outcome]) -> str:
         ch = f"{statistics.mean(changes):.2f} / {max(changes)} / {within:.0%}" if changes else "-"
         sec = f"{statistics.median(secs):.2f} / {max(secs):.2f}" if secs else "-"
         bk = sum(o.broke_kept for o in mine)
+        bko = sum(o.broke_kept_over_limit for o in mine)
+        over = sum(len(o.over_limit_ids) for o in mine)
         lines.append(
             f"| {name} | {statistics.median(o.busy for o in mine):.0%} | {em_ok}/{em} "
             f"({em_ok / max(em, 1):.1%}; {em_ok / max(em_reach, 1):.1%} of {em_reach} reachable) | "
             f"{sum(o.completed for o in mine)} | "
             f"{broken}/{promised} ({broken / max(promised, 1):.1%}; "
             f"{why['ill']} / {why['late']} / {why['dropped']}) | "
-            f"{bk}/{promised} ({bk / max(promised, 1):.1%}) / {sum(o.saved for o in mine)} | {ch} | "
+            f"{over} | {bk}/{promised} ({bk / max(promised, 1):.1%}; {bko}) / {sum(o.saved for o in mine)} | "
+            f"{ch} | "
             f"{sum(o.overtime_minutes for o in mine):.0f} | {sec} |"
         )
     return "\n".join(lines)
@@ -545,6 +560,7 @@ def main(argv: list[str] | None = None) -> int:
             for name in policies:
                 o = idle if name == "do_nothing" else DaySim(day, name).run()
                 o.broke_kept = len(o.broken_ids - idle.broken_ids)
+                o.broke_kept_over_limit = len((o.broken_ids - idle.broken_ids) & idle.over_limit_ids)
                 o.saved = len(idle.broken_ids - o.broken_ids)
                 o.family, o.seed = family, seed
                 outcomes.append(o)

@@ -56,3 +56,22 @@ def test_technicians_leave_for_the_window_and_the_bounds_hold() -> None:
         o = intraday.DaySim(day, name).run()
         assert o.emergencies_in_sla <= o.emergencies_reachable <= o.emergencies
         assert len(o.broken_ids - nothing.broken_ids) <= o.promises_broken
+
+
+def test_promises_kept_only_past_the_overtime_limit_are_told_apart() -> None:
+    """Doing nothing keeps some promises by working on past the overtime limit, which no plan may:
+    those are counted apart, each a kept promise whose visit ended too late to get home in time."""
+    day = intraday.build_day("rural", 1, 8, 28, 60)
+    idle = intraday.DaySim(day, "do_nothing")
+    nothing = idle.run()
+    assert nothing.over_limit_ids, "the seeded day's overruns push someone past the limit"
+    assert not nothing.over_limit_ids & nothing.broken_ids
+    limit = {t.id: timedelta(minutes=t.max_overtime_minutes) for t in day.scenario.technicians}
+    for tech in idle.techs.values():
+        for x in tech.log:
+            home = x.end + idle.travel(idle.jobs[x.job_id].location, tech.home)
+            late = home > tech.shift_end + limit[tech.id]
+            promised = idle.jobs[x.job_id].appointment is not None
+            assert (x.job_id in nothing.over_limit_ids) == (
+                late and promised and x.job_id not in nothing.broken_ids
+            )
