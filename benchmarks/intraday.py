@@ -427,7 +427,7 @@ class DaySim:
         for t in self.techs.values():
             last = t.log[-1] if t.log else None
             back = (
-                (last.end + self.travel(last.job_id and self.jobs[last.job_id].location, t.home))
+                (last.end + self.travel(self.jobs[last.job_id].location, t.home))
                 if last
                 else t.free_at
             )
