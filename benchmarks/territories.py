@@ -190,7 +190,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--technicians", type=int, default=1000)
     ap.add_argument("--backends", default="process,ray")
     ap.add_argument("--parallel", type=int, default=2)
-    ap.add_argument("--time-limit", type=float, default=15.0, help="seconds per territory")
+    ap.add_argument(
+        "--time-limit",
+        type=float,
+        default=15.0,
+        help="seconds for a territory of average size (each in proportion to its jobs)",
+    )
     ap.add_argument("--territory-jobs", type=int, default=1000)
     ap.add_argument("--compare", type=int, default=5000, help="also solve a week this size whole (0: no)")
     ap.add_argument(

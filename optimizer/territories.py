@@ -59,6 +59,9 @@ POLISH_FACING = 1.0
 Mapper = Callable[[Callable[[dict[str, Any]], dict[str, Any]], list[dict[str, Any]]], list[dict[str, Any]]]
 
 
+#: The least share of the time limit a territory far smaller than the average gets.
+MIN_TIME_SHARE = 0.25
+
 #: Above this many jobs `fieldplan solve` and the nightly re-plan split into territories.
 DEFAULT_THRESHOLD = 3000
 
@@ -338,12 +341,19 @@ def solve_territories(
     say = log or (lambda _: None)
     parts = parts or split(scenario, jobs_per_territory, seed=options.seed)
     say(f"split: {len(parts.territories)} territories, {len(parts.moved)} jobs moved for skills or pins")
-    # Each territory gets the whole time limit: they run side by side, the wall time is the workers'.
+    # The time limit is a territory's of average size; each gets it in proportion to its jobs (a
+    # dense city clustered into one territory holds several times a rural one's work), the largest
+    # first, so the workers' waves end together and every job gets about the same search.
     answers = mapper(
         worker,
         [
-            payload(sub_scenario(t, scenario=scenario), options, t.name, _part_of(previous, t))
-            for t in parts.territories
+            payload(
+                sub_scenario(t, scenario=scenario),
+                options.model_copy(update={"time_limit_seconds": limit}),
+                t.name,
+                _part_of(previous, t),
+            )
+            for t, limit in _time_limits(parts.territories, options.time_limit_seconds)
         ],
     )
     plans = {a["name"]: Plan.model_validate(a["plan"]) for a in answers}
@@ -475,6 +485,14 @@ def solve_territories(
     plan = merge(scenario, options, pieces, phases, time.monotonic() - began)
     stats["wall_seconds"] = round(time.monotonic() - began, 2)
     return plan, stats
+
+
+def _time_limits(territories: list[Territory], seconds: float) -> list[tuple[Territory, float]]:
+    """Each territory with its time limit, `seconds` for one of average size and in proportion to
+    its jobs (at least `MIN_TIME_SHARE` of it), the largest first."""
+    mean = max(1.0, sum(len(t.job_ids) for t in territories) / max(1, len(territories)))
+    ranked = sorted(territories, key=lambda t: -len(t.job_ids))
+    return [(t, max(1.0, seconds * max(MIN_TIME_SHARE, len(t.job_ids) / mean))) for t in ranked]
 
 
 def _routes_of(pieces: list[Plan], techs: set[str]) -> Plan:

@@ -14,7 +14,15 @@ from hypothesis import HealthCheck, given, settings
 from models import GeoPoint, Scenario
 from optimizer import SolveOptions, validate_plan
 from optimizer.parallel import ProcessBackend, serial
-from optimizer.territories import Split, Territory, solve_payload, solve_territories, split
+from optimizer.territories import (
+    MIN_TIME_SHARE,
+    Split,
+    Territory,
+    _time_limits,
+    solve_payload,
+    solve_territories,
+    split,
+)
 from scenarios.families import family_scenario
 from tests.conftest import job, scenario_dict, tech
 from tests.optimizer.test_properties import scenarios
@@ -196,3 +204,44 @@ def test_repairs_and_polish_move_jobs_freely_unless_the_caller_gave_a_plan() -> 
     again, _ = solve_territories(scenario, OPTIONS, serial, parts=parts, worker=recording, previous=first)
     assert len(seen) > len(parts.territories) and all(weight == default for _, weight in seen)
     assert validate_plan(scenario, again) == []
+
+
+def test_each_territory_searches_in_proportion_to_its_work_largest_first() -> None:
+    """A dense city clustered into one territory holds several times a rural territory's jobs: with
+    one time limit for all, its jobs got a fraction of the search the others' got. The limit is a
+    territory's of average size; the largest goes first so the workers' waves end together."""
+    sizes = {"city": 2500, "north": 625, "south": 625, "east": 625, "west": 625, "hamlet": 40}
+    territories = [
+        Territory(
+            name=n,
+            center=GeoPoint(lat=45.0, lon=4.0),
+            technician_ids=[],
+            job_ids=[f"{n}{i}" for i in range(k)],
+        )
+        for n, k in sizes.items()
+    ]
+    ranked = _time_limits(territories, 30.0)
+    assert ranked[0][0].name == "city"
+    limits = {t.name: s for t, s in ranked}
+    mean = sum(sizes.values()) / len(sizes)
+    assert limits["city"] == pytest.approx(30.0 * 2500 / mean)
+    assert limits["north"] == pytest.approx(30.0 * 625 / mean) and limits["north"] < limits["city"] / 3
+    assert limits["hamlet"] == pytest.approx(30.0 * MIN_TIME_SHARE)  # not starved below the floor
+    # And solve_territories passes them on: the larger town's territory first, with the longer limit.
+    scenario = two_towns()
+    parts = hand_split(scenario)
+    seen: list[tuple[str, float]] = []
+
+    def recording(data: dict[str, Any]) -> dict[str, Any]:
+        seen.append((data["name"], SolveOptions.model_validate(data["options"]).time_limit_seconds))
+        return solve_payload(data)
+
+    # (The border repair moves jobs between the territories it is given: sizes are read before.)
+    by_size = sorted(((len(t.job_ids), t.name) for t in parts.territories), key=lambda x: -x[0])
+    assert by_size[0][0] > by_size[1][0], "the two towns' territories differ in size"
+    solve_territories(scenario, OPTIONS, serial, parts=parts, worker=recording)
+    first = seen[: len(parts.territories)]
+    assert [name for name, _ in first] == [name for _, name in by_size]
+    n = [k for k, _ in by_size]
+    expected = [OPTIONS.time_limit_seconds * max(MIN_TIME_SHARE, k / (sum(n) / len(n))) for k in n]
+    assert [s for _, s in first] == pytest.approx([max(1.0, e) for e in expected])
