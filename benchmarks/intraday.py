@@ -426,11 +426,7 @@ class DaySim:
                     o.over_limit_ids.add(x.job_id)
         for t in self.techs.values():
             last = t.log[-1] if t.log else None
-            back = (
-                (last.end + self.travel(self.jobs[last.job_id].location, t.home))
-                if last
-                else t.free_at
-            )
+            back = (last.end + self.travel(self.jobs[last.job_id].location, t.home)) if last else t.free_at
             o.overtime_minutes += max(0.0, (back - t.shift_end).total_seconds() / 60)
         return o
 
