@@ -419,14 +419,12 @@ class DaySim:
         o.completed = sum(1 for x in did.values() if x.outcome == "done")
         limit = {t.id: timedelta(minutes=t.max_overtime_minutes) for t in sc.technicians}
         for t in self.techs.values():
+            back = t.free_at  # home from the last visit, or never left
             for x in t.log:
-                home = x.end + self.travel(self.jobs[x.job_id].location, t.home)
+                back = x.end + self.travel(self.jobs[x.job_id].location, t.home)
                 promised = self.jobs[x.job_id].appointment is not None
-                if promised and x.job_id not in o.broken_ids and home > t.shift_end + limit[t.id]:
+                if promised and x.job_id not in o.broken_ids and back > t.shift_end + limit[t.id]:
                     o.over_limit_ids.add(x.job_id)
-        for t in self.techs.values():
-            last = t.log[-1] if t.log else None
-            back = (last.end + self.travel(self.jobs[last.job_id].location, t.home)) if last else t.free_at
             o.overtime_minutes += max(0.0, (back - t.shift_end).total_seconds() / 60)
         return o
 

@@ -5,6 +5,7 @@ FIELDPLAN_REQUIRE_RAY=1 (CI)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +182,19 @@ def test_territories_on_a_local_ray(ray_backend: Any) -> None:
     assert territories <= crashed and all("+" in name for name in crashed - territories)
 
 
+def recorder(
+    read: Callable[[SolveOptions], float],
+) -> tuple[list[tuple[str, float]], Callable[[dict[str, Any]], dict[str, Any]]]:
+    """A worker that solves as the real one does, noting each payload's name and `read` of its options."""
+    seen: list[tuple[str, float]] = []
+
+    def recording(data: dict[str, Any]) -> dict[str, Any]:
+        seen.append((data["name"], read(SolveOptions.model_validate(data["options"]))))
+        return solve_payload(data)
+
+    return seen, recording
+
+
 def test_repairs_and_polish_move_jobs_freely_unless_the_caller_gave_a_plan() -> None:
     """The territories' own plans are a warm start for the repairs and the polish, not a promise: a job
     moved off the technician they gave it costs nothing (the stability weight would charge half an
@@ -188,11 +202,7 @@ def test_repairs_and_polish_move_jobs_freely_unless_the_caller_gave_a_plan() -> 
     nightly re-plan's) keeps its weight all the way."""
     scenario = two_towns()
     parts = hand_split(scenario)
-    seen: list[tuple[str, float]] = []
-
-    def recording(data: dict[str, Any]) -> dict[str, Any]:
-        seen.append((data["name"], SolveOptions.model_validate(data["options"]).weights.stability_move))
-        return solve_payload(data)
+    seen, recording = recorder(lambda o: o.weights.stability_move)
 
     default = SolveOptions().weights.stability_move
     assert default > 0
@@ -230,11 +240,7 @@ def test_each_territory_searches_in_proportion_to_its_work_largest_first() -> No
     # And solve_territories passes them on: the larger town's territory first, with the longer limit.
     scenario = two_towns()
     parts = hand_split(scenario)
-    seen: list[tuple[str, float]] = []
-
-    def recording(data: dict[str, Any]) -> dict[str, Any]:
-        seen.append((data["name"], SolveOptions.model_validate(data["options"]).time_limit_seconds))
-        return solve_payload(data)
+    seen, recording = recorder(lambda o: o.time_limit_seconds)
 
     # (The border repair moves jobs between the territories it is given: sizes are read before.)
     by_size = sorted(((len(t.job_ids), t.name) for t in parts.territories), key=lambda x: -x[0])
