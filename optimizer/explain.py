@@ -13,6 +13,8 @@ def dropped_reason(problem: Problem, node: int) -> tuple[ReasonCode, str]:
     it, so a job that only fails because lunch cannot fit is not blamed on capacity.
     """
     alone = [v for v in problem.allowed[node].tolist() if problem.solo.feasible(v, [node])]
+    techs = sorted({problem.vehicles[v].technician_id for v in alone})
+    who = ", ".join(techs[:4]) + (f" and {len(techs) - 4} more" if len(techs) > 4 else "")
     job = problem.jobs[node]
     if job.appointment is not None:
         tz = problem.scenario
@@ -20,7 +22,7 @@ def dropped_reason(problem: Problem, node: int) -> tuple[ReasonCode, str]:
         why = (
             "no qualified technician can reach it in time"
             if not alone
-            else "their time is taken by other promises"
+            else f"{who} could keep it alone, but their time is taken by other promises or more urgent work"
         )
         return (
             ReasonCode.PROMISE_BROKEN,
@@ -32,8 +34,6 @@ def dropped_reason(problem: Problem, node: int) -> tuple[ReasonCode, str]:
             "no qualified shift fits a start inside its windows once travel and the lunch break are placed",
         )
     days = sorted({problem.vehicles[v].date for v in alone})
-    techs = sorted({problem.vehicles[v].technician_id for v in alone})
-    who = ", ".join(techs[:4]) + (f" and {len(techs) - 4} more" if len(techs) > 4 else "")
     return (
         ReasonCode.CAPACITY,
         f"priority {int(problem.priority[node])}: could be done alone by {who} on "

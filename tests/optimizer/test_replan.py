@@ -55,6 +55,19 @@ def test_a_promise_is_a_window_not_a_technician() -> None:
     assert result.violations() == []
 
 
+def test_a_promise_no_time_is_left_for_names_who_could_keep_it() -> None:
+    """Three customers promised the same half hour, an hour's work each, two technicians: one
+    promise breaks, and the dispatcher reads who could have kept it alone (whom to call about it)."""
+    window = {"start": f"{DAY}T10:00", "end": f"{DAY}T10:30"}
+    data = _input([job(f"P{i}", duration_minutes=60, appointment=window) for i in range(3)])
+    result = replan(data)
+    [broken] = result.plan.unassigned
+    assert broken.reason == ReasonCode.PROMISE_BROKEN
+    assert "A, B could keep it alone" in broken.detail
+    assert "other promises" in broken.detail
+    assert result.violations() == []
+
+
 def test_during_the_day_nothing_that_has_not_started_moves_before_now() -> None:
     """At 11:00: the visit under way keeps its exact times; every other visit, promised or not,
     starts after now; a promise whose window has passed is reported, not planned."""
