@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from models import ReasonCode
 from optimizer.problem import Problem
+
+
+def listed(names: Iterable[str], most: int = 4) -> str:
+    """Names for a sentence: sorted, each once, the first `most` and how many more."""
+    unique = sorted(set(names))
+    return ", ".join(unique[:most]) + (f" and {len(unique) - most} more" if len(unique) > most else "")
 
 
 def dropped_reason(problem: Problem, node: int) -> tuple[ReasonCode, str]:
@@ -13,8 +21,7 @@ def dropped_reason(problem: Problem, node: int) -> tuple[ReasonCode, str]:
     it, so a job that only fails because lunch cannot fit is not blamed on capacity.
     """
     alone = [v for v in problem.allowed[node].tolist() if problem.solo.feasible(v, [node])]
-    techs = sorted({problem.vehicles[v].technician_id for v in alone})
-    who = ", ".join(techs[:4]) + (f" and {len(techs) - 4} more" if len(techs) > 4 else "")
+    who = listed(problem.vehicles[v].technician_id for v in alone)
     job = problem.jobs[node]
     if job.appointment is not None:
         tz = problem.scenario

@@ -54,6 +54,7 @@ from models import (
     Window,
 )
 from optimizer.assemble import assemble, raw_routes
+from optimizer.explain import listed
 from optimizer.groups import freeze_jobs, is_group_job
 from optimizer.kernel import (
     F0,
@@ -522,6 +523,8 @@ def _reoptimise(data: IntradayInput) -> IntradayResult:
             for node in sorted(pool, key=lambda n: (int(problem.level[n]), n)):
                 search.place(node, displace=False)
         rest = _plan_of(problem, tm, rt)
+        if data.policy == "budget":
+            rest = _budget_reasons(problem, search, rest, data.budget, set(orphans + search.displaced))
     routed = {v.job_id for r in rest.routes for v in r.visits}
     on_day = {v.job_id for r in routes.values() for v in r.visits}
     unassigned: list[Unassigned] = []
@@ -904,6 +907,55 @@ class _Budgeted:
             out.append(best[-1])
             now = best[0]
         return seq, out
+
+
+def _budget_reasons(problem: Problem, search: _Budgeted, rest: Plan, budget: Budget, taken: set[int]) -> Plan:
+    """A visit taken off the day that some technician could still fit in as the routes stand, were
+    it not for the disruption budget, says so: the dispatcher's fix is a larger budget, not a call
+    to the customer (the reason code stays; the detail changes)."""
+    tm, rt = search.tm, search.rt
+    node_of = {job.id: i for i, job in enumerate(problem.jobs)}
+
+    def fits(node: int, v: int) -> bool:
+        before = rt.nodes[v, 1 : rt.size[v] + 1].tolist()
+        for q in range(len(before) + 1):
+            st, _ = insertion(
+                tm.travel, tm.service, tm.dom_ptr, tm.dom, tm.veh, rt.nodes, rt.cache, v, q, node
+            )
+            if st >= INF:
+                continue
+            after = [*before[:q], node, *before[q:]]
+            ok = set_route(tm, rt, v, np.array(after, dtype=np.int64), len(after))
+            set_route(tm, rt, v, np.array(before, dtype=np.int64), len(before))
+            if ok:
+                return True
+        return False
+
+    notes: dict[str, str] = {}
+    for u in rest.unassigned:
+        node = node_of.get(u.job_id)
+        if node is None or node not in taken:
+            continue
+        who = listed(
+            problem.vehicles[v].technician_id for v in problem.allowed[node].tolist() if fits(node, v)
+        )
+        if who:
+            notes[u.job_id] = (
+                f"{who} could still fit it in, but only by changing more of their day than the disruption "
+                f"budget allows ({budget.max_changed_visits_per_technician} visits per technician, a start "
+                f"moved over {budget.max_eta_shift_minutes} min counting as one): a larger "
+                "max_changed_visits_per_technician lets it"
+            )
+    if not notes:
+        return rest
+    return rest.model_copy(
+        update={
+            "unassigned": [
+                u.model_copy(update={"detail": notes[u.job_id]}) if u.job_id in notes else u
+                for u in rest.unassigned
+            ]
+        }
+    )
 
 
 def _only(job: Job, techs: set[str]) -> Job:

@@ -185,6 +185,30 @@ def test_the_budget_holds_and_confirmed_windows_never_move() -> None:
             assert w is not None and sc.local(w.start) <= start <= sc.local(w.end)
 
 
+def test_a_visit_only_the_budget_keeps_off_says_so() -> None:
+    """With no change allowed, the ill technician's visits others could still fit in come back
+    saying that the budget, not time, kept them off, and naming who could take them; with room in
+    the budget those visits are planned."""
+    now = _at("10:00")
+    _, plan = _day()
+    ill = max(plan.routes, key=lambda r: len(r.visits)).technician_id
+    execution = [
+        e.model_copy(update={"unavailable_from": now}) if e.technician_id == ill else e
+        for e in execution_as_planned(plan.routes, now)
+    ]
+    strict = _run(now, execution=execution, budget=Budget(max_changed_visits_per_technician=0))
+    budgeted = {
+        u.job_id: u.detail for u in strict.returned if "disruption budget allows (0 visits" in u.detail
+    }
+    assert budgeted, [u.detail for u in strict.returned]
+    assert all(
+        "could still fit it in" in d and "larger max_changed_visits_per_technician" in d
+        for d in budgeted.values()
+    )
+    roomy = _run(now, execution=execution, budget=Budget(max_changed_visits_per_technician=20))
+    assert set(budgeted) & set(_visits(roomy))
+
+
 def test_the_emergency_is_planned_when_anyone_can_reach_it_in_time() -> None:
     now = _at("11:00")
     emergency = _emergency(now, "J0030", hours=2.5)
