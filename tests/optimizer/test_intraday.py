@@ -90,6 +90,15 @@ def _emergency(now: datetime, near: str, hours: float = 3.0, name: str = "EMERG"
     )
 
 
+def _ill_from(now: datetime, ill: str, execution: list[Execution] | None = None) -> list[Execution]:
+    """The day as planned (or `execution`), with `ill` unavailable from `now`."""
+    _, plan = _day()
+    execution = execution if execution is not None else execution_as_planned(plan.routes, now)
+    return [
+        e.model_copy(update={"unavailable_from": now}) if e.technician_id == ill else e for e in execution
+    ]
+
+
 def _visits(result: IntradayResult) -> dict[str, tuple[str, datetime, datetime]]:
     return {v.job_id: (r.technician_id, v.start, v.end) for r in result.plan.routes for v in r.visits}
 
@@ -110,9 +119,7 @@ def test_a_started_visit_never_moves_and_an_en_route_one_stays_first() -> None:
     assert started and driving
     # Everyone's plan is upset: an emergency, and the first technician ill from now.
     ill = plan.routes[0].technician_id
-    execution = [
-        e.model_copy(update={"unavailable_from": now}) if e.technician_id == ill else e for e in execution
-    ]
+    execution = _ill_from(now, ill, execution)
     result = _run(now, execution=execution, emergencies=[_emergency(now, "J0001")])
     at = _visits(result)
     for e in started:
@@ -132,10 +139,7 @@ def test_an_ill_technician_gets_nothing_after_the_absence_starts() -> None:
     now = _at("10:00")
     _, plan = _day()
     ill = max(plan.routes, key=lambda r: len(r.visits)).technician_id
-    execution = [
-        e.model_copy(update={"unavailable_from": now}) if e.technician_id == ill else e
-        for e in execution_as_planned(plan.routes, now)
-    ]
+    execution = _ill_from(now, ill)
     result = _run(now, execution=execution)
     mine = next(r for r in result.plan.routes if r.technician_id == ill)
     frozen = result.frozen.get(ill, [])
@@ -164,10 +168,7 @@ def test_the_budget_holds_and_confirmed_windows_never_move() -> None:
     now = _at("10:00")
     _, plan = _day()
     ill = plan.routes[1].technician_id
-    execution = [
-        e.model_copy(update={"unavailable_from": now}) if e.technician_id == ill else e
-        for e in execution_as_planned(plan.routes, now)
-    ]
+    execution = _ill_from(now, ill)
     result = _run(
         now, execution=execution, budget=Budget(max_changed_visits_per_technician=2, max_eta_shift_minutes=30)
     )
@@ -192,10 +193,7 @@ def test_a_visit_only_the_budget_keeps_off_says_so() -> None:
     now = _at("10:00")
     _, plan = _day()
     ill = max(plan.routes, key=lambda r: len(r.visits)).technician_id
-    execution = [
-        e.model_copy(update={"unavailable_from": now}) if e.technician_id == ill else e
-        for e in execution_as_planned(plan.routes, now)
-    ]
+    execution = _ill_from(now, ill)
     strict = _run(now, execution=execution, budget=Budget(max_changed_visits_per_technician=0))
     budgeted = {
         u.job_id: u.detail for u in strict.returned if "disruption budget allows (0 visits" in u.detail
