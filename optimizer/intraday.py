@@ -943,7 +943,7 @@ def _budget_reasons(problem: Problem, search: _Budgeted, rest: Plan, budget: Bud
             notes[u.job_id] = (
                 f"{who} could still fit it in, but only by changing more of their day than the disruption "
                 f"budget allows ({budget.max_changed_visits_per_technician} visits per technician, a start "
-                f"moved over {budget.max_eta_shift_minutes} min counting as one): a larger "
+                f"moved over {budget.max_eta_shift_minutes:g} min counting as one): a larger "
                 "max_changed_visits_per_technician lets it"
             )
     if not notes:
