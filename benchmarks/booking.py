@@ -95,11 +95,16 @@ def wish(rng: random.Random, days: list[date]) -> Preferences:
 
 
 def callcentre(
-    family: str, seed: int, customers: int, width: int = 120, clairvoyant: bool = False
+    family: str,
+    seed: int,
+    customers: int,
+    width: int = 120,
+    clairvoyant: bool = False,
+    iterations: int = ITERATIONS,
 ) -> dict[str, float]:
     rng = random.Random(f"{family}:{seed}")
     week = family_scenario(family, jobs=customers, technicians=20, days=5, seed=seed)
-    options = SolveOptions(iterations=ITERATIONS, seed=seed, time_limit_seconds=600)
+    options = SolveOptions(iterations=iterations, seed=seed, time_limit_seconds=600)
     callers = [customer_job(j, k) for k, j in enumerate(week.jobs)]
     empty = week.model_copy(update={"jobs": []})
     scenario = empty
@@ -221,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--customers", type=int, default=300)
     parser.add_argument("--queries", type=int, default=60)
     parser.add_argument("--window", type=int, default=120, help="promised arrival window, minutes")
+    parser.add_argument(
+        "--iterations", type=int, default=ITERATIONS, help="of every call-centre solve (re-plan and batch)"
+    )
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-callcentre", action="store_true")
     parser.add_argument(
@@ -249,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         same: list[float] = []
         for family in families:
             for seed in range(1, args.seeds + 1):
-                r = callcentre(family, seed, args.customers, args.window, args.clairvoyant)
+                r = callcentre(family, seed, args.customers, args.window, args.clairvoyant, args.iterations)
                 ratios.append(r["ratio_after"])
                 same.append(r["ratio_same_windows"])
                 print(f"| {family} | {seed} | {100 * r['first_call']:.0f} % | {r['booked']:.0f} | "
