@@ -19,9 +19,10 @@
    on their first call, travel per planned job (booked as placed, booked after the re-plan, batch),
    promises kept.
    Target: at most 10 % more travel per job than the batch plan, promises kept 100 %.
-   `--clairvoyant`: a bound, not a policy. Each caller is offered only the windows around the
+   `--clairvoyant`: not a policy, an experiment. Each caller is offered only the windows around the
    arrival that a batch plan of the whole week (knowing every call to come) gives them, on that
-   plan's day, and takes the best; what booking in calling order would cost knowing the future.
+   plan's day, and takes the best: what booking in calling order with these slot prices costs even
+   knowing the future.
 """
 
 from __future__ import annotations
@@ -234,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--clairvoyant",
         action="store_true",
-        help="a bound: callers offered the windows of a plan knowing every call",
+        help="an experiment: callers offered the windows of a plan knowing every call",
     )
     args = parser.parse_args(argv)
     families = args.families.split(",")

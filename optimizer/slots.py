@@ -71,11 +71,12 @@ GRADE_HALF = 60.0
 SHORTLIST = 3
 #: The technician's clock in a fresh route copy is re-derived, so a visit "moves" only past this.
 MOVE_TOLERANCE_MINUTES = 1.0
-#: What a caller's slot is charged per minute it pushes planned visits later (`Weights`' unit). A
-#: booked visit keeps its window, so every minute it is pushed is a minute of room gone for the calls
-#: to come (measured with `python -m benchmarks.booking`, with the latest-window order below: 0.05,
-#: 0.1 and 0.2 saved the same, 7-8 % of travel per job against neither, on urban, rural, altwindows
-#: and scarce weeks, 3 seeds at least each). A dispatcher's move on the board is not charged it.
+#: What a caller's slot is charged per minute it moves planned visits (later, as an insertion does;
+#: `Weights`' unit). A booked visit keeps its window, so every minute it is pushed is a minute of
+#: room gone for the calls to come. Measured with the call centre of `benchmarks.booking` on 12
+#: weeks (urban and rural seeds 1-4, altwindows and scarce 1-2), with the latest-window order below:
+#: 0.05, 0.1 and 0.2 saved the same, 8 % of travel per job against neither, less in all 12 weeks.
+#: A dispatcher's move on the board is not charged it.
 ROOM_PRICE_PER_MINUTE = 0.1
 
 
@@ -157,8 +158,8 @@ class SlotCost(BaseModel):
     )
     room: float = Field(
         0.0,
-        description="the room taken from later callers: the minutes planned visits are pushed later "
-        "(`moved_minutes`), priced; zero on a dispatcher's move",
+        description="the room taken from later callers: the minutes planned visits move "
+        "(`moved_minutes`, later as a rule), priced; zero on a dispatcher's move",
     )
 
 
@@ -500,7 +501,7 @@ class SlotBoard:
         # costing the same, the latest first: the earliest that fits puts the visit at the end of its
         # window, where the next caller squeezed in before it breaks the promise; the latest puts it at
         # the start (the technician may wait for it, time the calls to come fill), and the route keeps
-        # its order open (7 % less travel per job after a call-centre week, `benchmarks.booking`).
+        # its order open (6 % less travel per job after a call-centre week, `benchmarks.booking`).
         priced.sort(key=lambda t: (t[0], -t[1]))
         exact = []
         for _, _, w, x, row in priced[: q.max_slots * SHORTLIST]:
